@@ -1,0 +1,144 @@
+//! One `exec` function per subcommand: wires the parts together and prints
+//! what a user asked for (data on stdout, logs on stderr).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::cli::{DemoArgs, ReplayArgs, ServeArgs, SimulateArgs};
+use crate::engine::SourceRecord;
+use crate::error::{Error, Result};
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::replay::{self, DEFAULT_BATCH};
+use crate::simulate::{self, Scenario, SimConfig};
+use crate::storage::Storage;
+
+/// `sundial replay`.
+pub async fn replay(a: ReplayArgs) -> Result<()> {
+    let storage = Storage::from_url(&a.storage)?;
+    let (attempt, summary) =
+        replay::replay_file(&storage, &a.job, a.attempt.as_deref(), &a.input, a.batch).await?;
+    println!("job={} attempt={attempt} {summary}", a.job);
+    Ok(())
+}
+
+/// `sundial serve`.
+pub async fn serve(a: ServeArgs) -> Result<()> {
+    let storage = Storage::from_url(&a.storage)?;
+    let state = AppState {
+        catalog: Arc::new(Catalog::new(storage)),
+        metrics: Arc::new(Metrics::default()),
+    };
+    http::serve(state, &a.http, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Frames one simulated record for a MessagePack stream: maps as MessagePack,
+/// anything else (poison bytes) as a MessagePack binary value.
+pub fn msgpack_frame(json: &[u8]) -> Vec<u8> {
+    let mp = simulate::to_msgpack(json);
+    if crate::codec::detect(&mp, None) == Some(crate::codec::Format::MsgPack) {
+        mp
+    } else {
+        rmp_serde::to_vec(serde_bytes::Bytes::new(json)).unwrap_or_default()
+    }
+}
+
+/// `sundial simulate`.
+pub async fn simulate(a: SimulateArgs) -> Result<()> {
+    let scenario: Scenario = a
+        .scenario
+        .parse()
+        .map_err(|e: String| Error::invalid("scenario", e))?;
+    let msgpack = match a.format.as_str() {
+        "ndjson" | "json" => false,
+        "msgpack" => true,
+        other => {
+            return Err(Error::invalid(
+                "format",
+                format!("{other:?}: use ndjson or msgpack"),
+            ))
+        }
+    };
+    crate::storage::validate_id("job id", &a.job)?;
+    let mut cfg = SimConfig::new(&a.job, scenario, a.events);
+    cfg.seed = a.seed;
+    cfg.anomalies = !a.no_anomalies;
+    let out: Box<dyn Write> = if a.output == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(
+            std::fs::File::create(&a.output)
+                .map_err(|e| Error::invalid("output", format!("{}: {e}", a.output)))?,
+        )
+    };
+    let mut out = std::io::BufWriter::new(out);
+    for rec in simulate::simulate(&cfg) {
+        if msgpack {
+            out.write_all(&msgpack_frame(&rec))?;
+        } else {
+            out.write_all(&rec)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `sundial demo`: simulate → replay → serve, on local disk.
+pub async fn demo(a: DemoArgs) -> Result<()> {
+    let storage = Storage::from_url(&a.storage)?;
+    let job = "demo_job";
+    let cfg = SimConfig::new(job, Scenario::Realistic, a.events);
+    let mut records = simulate::simulate(&cfg).enumerate();
+    let arrival = replay::now_ms();
+    let (attempt, summary) =
+        replay::replay_batches(&storage, job, None, "simulate:realistic", |buf| {
+            for (i, value) in records.by_ref().take(DEFAULT_BATCH) {
+                buf.push(SourceRecord {
+                    partition: 0,
+                    offset: i as i64,
+                    arrival_ms: arrival,
+                    content_type: None,
+                    value,
+                });
+            }
+            Ok(buf.len() == DEFAULT_BATCH)
+        })
+        .await?;
+    println!(
+        "demo: job={job} attempt={attempt} storage={} {summary}",
+        a.storage
+    );
+    if a.no_serve {
+        return Ok(());
+    }
+    println!(
+        "demo: open http://{}/api/jobs/{job}  (Ctrl-C to stop)",
+        a.http
+    );
+    serve(ServeArgs {
+        storage: a.storage,
+        http: a.http,
+    })
+    .await
+}

@@ -1,0 +1,93 @@
+//! The key layout of an attempt's database and the event log in it. Every
+//! record is kept raw with its log sequence, source coordinates and arrival
+//! time, in segments of one ingest batch each (one key per batch, not per
+//! record, so a rebuild scans few keys). A segment is keyed by its LAST
+//! sequence, so the segment holding sequence N is the first key >= N.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of log segments.
+pub const LOG_PREFIX: &str = "l/";
+/// Prefix of view rows: `v/{view}/{key}`.
+pub const VIEW_PREFIX: &str = "v/";
+/// Where the projector's position is stored.
+pub const POSITION_KEY: &str = "m/position";
+/// Where the attempt's identity is stored.
+pub const ATTEMPT_KEY: &str = "m/attempt";
+
+/// One raw record as stored in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Log sequence, from 1.
+    pub seq: u64,
+    /// Source partition (-1 for a file or stdin).
+    pub partition: i32,
+    /// Offset in the partition (record index for a file).
+    pub offset: i64,
+    /// Wall-clock arrival in ms since the epoch (never used by views).
+    pub arrival_ms: u64,
+    pub content_type: Option<String>,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// A borrowed `LogRecord`, to write a segment without copying values.
+#[derive(Serialize)]
+pub struct LogRecordRef<'a> {
+    pub seq: u64,
+    pub partition: i32,
+    pub offset: i64,
+    pub arrival_ms: u64,
+    pub content_type: Option<&'a str>,
+    #[serde(with = "serde_bytes")]
+    pub value: &'a [u8],
+}
+
+/// How far the projector got: next log sequence and next offset per partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Position {
+    /// The sequence the next record will get (1 for an empty log).
+    pub next_seq: u64,
+    /// Per source partition, the next offset to read.
+    pub partitions: BTreeMap<i32, i64>,
+}
+
+/// The identity of an attempt, written when it is created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttemptMeta {
+    pub job_id: String,
+    pub attempt_id: String,
+    /// Wall-clock creation time in ms: picks the latest attempt.
+    pub created_ms: u64,
+    /// Where its records came from (`file:…`, `kafka:…`, `log:…`).
+    pub source: String,
+}
+
+/// Key of the segment whose last record has sequence `last_seq`.
+pub fn segment_key(last_seq: u64) -> String {
+    format!("{LOG_PREFIX}{last_seq:016x}")
+}
+
+/// Key of a view row.
+pub fn view_key(view: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(VIEW_PREFIX.len() + view.len() + 1 + key.len());
+    k.extend_from_slice(VIEW_PREFIX.as_bytes());
+    k.extend_from_slice(view.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// Encodes a segment.
+pub fn encode_segment(records: &[LogRecordRef]) -> Vec<u8> {
+    rmp_serde::to_vec(records).unwrap_or_default()
+}
+
+/// Decodes a segment.
+pub fn decode_segment(bytes: &[u8]) -> Result<Vec<LogRecord>, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(bytes)
+}

@@ -1,0 +1,319 @@
+//! The HTTP layer: routes of contract §5 mapped onto `api` queries over the
+//! catalog, the same for a live projector and the history server. Every
+//! error a client can cause is a JSON 400/404, never a 500: malformed paths
+//! and query strings included.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::api::{self, ApiError, ApiResult, Params};
+use crate::catalog::Catalog;
+use crate::metrics::Metrics;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        (status, Json(self.body())).into_response()
+    }
+}
+
+/// Path parameters whose rejection is a JSON 400.
+pub struct P<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| P(p.0))
+            .map_err(|e| ApiError::bad(format!("bad path: {e}")))
+    }
+}
+
+/// Query parameters parsed leniently into a map; a malformed string is a 400.
+pub struct Q(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for Q {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let RawQuery(raw) = RawQuery::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::bad(format!("bad query string: {e}")))?;
+        Ok(Q(pairs.into_iter().collect::<HashMap<_, _>>()))
+    }
+}
+
+/// The router over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
+        .route("/api/overview", get(overview))
+        .route("/api/jobs", get(jobs))
+        .route("/api/jobs/{job}", get(job))
+        .route("/api/jobs/{job}/attempts", get(attempts))
+        .route("/api/jobs/{job}/configuration", get(configuration))
+        .route("/api/jobs/{job}/stages", get(stages))
+        .route("/api/jobs/{job}/stages/{stage}", get(stage))
+        .route("/api/jobs/{job}/stages/{stage}/metrics", get(stage_metrics))
+        .route("/api/jobs/{job}/stages/{stage}/workers", get(stage_workers))
+        .route("/api/jobs/{job}/workers", get(workers))
+        .route("/api/jobs/{job}/workers/{worker}", get(worker))
+        .route("/api/jobs/{job}/exceptions", get(exceptions))
+        .route("/api/jobs/{job}/exceptions/summary", get(exception_summary))
+        .route("/api/jobs/{job}/lineage", get(lineage))
+        .route("/api/jobs/{job}/lineage/{split}", get(split))
+        .route("/api/jobs/{job}/checkpoints", get(checkpoints))
+        .route("/api/jobs/{job}/timeline", get(timeline))
+        .route("/api/jobs/{job}/dead-letters", get(dead_letters))
+        .route("/api/jobs/{job}/events", get(events))
+        .route("/api/jobs/{job}/stream", get(stream))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+fn done(s: &AppState, route: &'static str, r: ApiResult) -> Result<Json<Value>, ApiError> {
+    s.metrics
+        .request(route, r.as_ref().map_or_else(|e| e.status, |_| 200));
+    r.map(Json)
+}
+
+async fn resolve(
+    s: &AppState,
+    job: &str,
+    q: &Params,
+) -> Result<Arc<crate::view_store::ViewStore>, ApiError> {
+    let attempt = q
+        .get("attempt")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty());
+    Ok(s.catalog.resolve(job, attempt).await?)
+}
+
+async fn summaries(s: &AppState) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for job in s.catalog.jobs().await? {
+        let store = match s.catalog.resolve(&job, None).await {
+            Ok(st) => st,
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        out.push(api::job_summary(&store).await?);
+    }
+    out.sort_by(|a, b| {
+        let key = |v: &Value| {
+            (
+                v["created_ms"].as_u64().unwrap_or(0),
+                v["job_id"].as_str().unwrap_or("").to_owned(),
+            )
+        };
+        key(b).cmp(&key(a))
+    });
+    Ok(out)
+}
+
+async fn overview(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let r = async {
+        let all = summaries(&s).await?;
+        let count = |st: &str| all.iter().filter(|v| v["status"] == st).count();
+        Ok(json!({
+            "total": all.len(),
+            "running": count("RUNNING"),
+            "completed": count("COMPLETED"),
+            "failed": count("FAILED"),
+        }))
+    }
+    .await;
+    done(&s, "overview", r)
+}
+
+async fn jobs(State(s): State<AppState>, Q(q): Q) -> Result<Json<Value>, ApiError> {
+    let r = async {
+        let page = api::Page::from_params(&q)?;
+        let status = match q.get("status").map(|v| v.to_ascii_uppercase()) {
+            None => None,
+            Some(v) if v.is_empty() => None,
+            Some(v) if ["RUNNING", "COMPLETED", "FAILED"].contains(&v.as_str()) => Some(v),
+            Some(v) => {
+                return Err(ApiError::bad(format!(
+                    "status={v:?}: use running, completed or failed"
+                )))
+            }
+        };
+        let all: Vec<Value> = summaries(&s)
+            .await?
+            .into_iter()
+            .filter(|v| status.as_ref().is_none_or(|st| v["status"] == st.as_str()))
+            .collect();
+        Ok(page.cut(all))
+    }
+    .await;
+    done(&s, "jobs", r)
+}
+
+macro_rules! job_route {
+    ($name:ident, $route:literal, |$store:ident, $q:ident| $body:expr) => {
+        async fn $name(
+            State(s): State<AppState>,
+            P(job): P<String>,
+            Q($q): Q,
+        ) -> Result<Json<Value>, ApiError> {
+            let r = async {
+                let $store = resolve(&s, &job, &$q).await?;
+                $body.await
+            }
+            .await;
+            done(&s, $route, r)
+        }
+    };
+}
+
+macro_rules! job_item_route {
+    ($name:ident, $route:literal, |$store:ident, $id:ident, $q:ident| $body:expr) => {
+        async fn $name(
+            State(s): State<AppState>,
+            P((job, $id)): P<(String, String)>,
+            Q($q): Q,
+        ) -> Result<Json<Value>, ApiError> {
+            let r = async {
+                let $store = resolve(&s, &job, &$q).await?;
+                $body.await
+            }
+            .await;
+            done(&s, $route, r)
+        }
+    };
+}
+
+job_route!(job, "job", |store, q| api::job(&store));
+job_route!(configuration, "configuration", |store, q| {
+    api::configuration(&store)
+});
+job_route!(stages, "stages", |store, q| api::stages(&store, &q));
+job_route!(workers, "workers", |store, q| api::workers(
+    &store, &q, None
+));
+job_route!(exceptions, "exceptions", |store, q| api::exceptions(
+    &store, &q
+));
+job_route!(exception_summary, "exception_summary", |store, q| {
+    api::exception_summary(&store)
+});
+job_route!(lineage, "lineage", |store, q| api::lineage(&store, &q));
+job_route!(checkpoints, "checkpoints", |store, q| api::checkpoints(
+    &store
+));
+job_route!(timeline, "timeline", |store, q| api::timeline(&store, &q));
+job_route!(dead_letters, "dead_letters", |store, q| api::dead_letters(
+    &store, &q
+));
+job_route!(events, "events", |store, q| api::events(&store, &q));
+job_item_route!(stage, "stage", |store, id, q| api::stage(&store, &id));
+job_item_route!(stage_metrics, "stage_metrics", |store, id, q| {
+    api::stage_metrics(&store, &id, &q)
+});
+job_item_route!(stage_workers, "stage_workers", |store, id, q| api::workers(
+    &store,
+    &q,
+    Some(&id)
+));
+job_item_route!(worker, "worker", |store, id, q| api::worker(&store, &id));
+job_item_route!(split, "split", |store, id, q| api::split(&store, &id));
+
+async fn attempts(State(s): State<AppState>, P(job): P<String>) -> Result<Json<Value>, ApiError> {
+    let r = async {
+        let list = s.catalog.attempts(&job).await?;
+        if list.is_empty() {
+            return Err(ApiError::not_found(format!("job {job:?} not found")));
+        }
+        let mut items = Vec::new();
+        for st in list {
+            let j = st.job().await?;
+            items.push(json!({
+                "attempt_id": st.meta.attempt_id,
+                "created_ms": st.meta.created_ms,
+                "source": st.meta.source,
+                "status": if j.status.is_empty() { "RUNNING".to_owned() } else { j.status },
+                "log_offset": j.log_offset,
+            }));
+        }
+        Ok(json!({"job_id": job, "items": items}))
+    }
+    .await;
+    done(&s, "attempts", r)
+}
+
+/// How often the stream route looks for new view changes.
+const STREAM_POLL: Duration = Duration::from_millis(200);
+
+async fn stream(
+    State(s): State<AppState>,
+    P(job): P<String>,
+    Q(q): Q,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let store = resolve(&s, &job, &q).await?;
+    s.metrics.request("stream", 200);
+    let events = futures::stream::unfold((store, None::<u64>), |(store, last)| async move {
+        loop {
+            let offset = store.job().await.map(|j| j.log_offset).ok();
+            if offset.is_some() && offset != last {
+                let data = api::job(&store).await.unwrap_or_default();
+                let ev = Event::default().event("view").data(data.to_string());
+                return Some((Ok(ev), (store, offset)));
+            }
+            tokio::time::sleep(STREAM_POLL).await;
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// Serves `router` on `addr` until `shutdown` resolves.
+pub async fn serve(
+    state: AppState,
+    addr: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> crate::error::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| crate::error::Error::invalid("http address", format!("{addr}: {e}")))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving http");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Sundial: an event-sourced projector of streaming-job state messages.
+//! Records from Kafka or a file are appended to an event log in SlateDB and
+//! folded into materialized views (crate `sundial-views`), served as JSON
+//! over HTTP by the same code for a live job and for the history server.
+
+pub mod api;
+pub mod catalog;
+pub mod cli;
+pub mod codec;
+pub mod commands;
+pub mod engine;
+pub mod error;
+pub mod event_log;
+pub mod http;
+pub mod metrics;
+pub mod replay;
+pub mod simulate;
+pub mod source;
+pub mod storage;
+pub mod view_store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,41 @@
+//! The `sundial` binary: parse arguments, run one subcommand, map failure to
+//! an exit status (2 bad arguments, 1 anything else) and a one-line error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sundial::cli::{Cli, Command};
+use sundial::error::ErrorKind;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "sundial=info".into()),
+        )
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Replay(a) => sundial::commands::replay(a).await,
+            Command::Serve(a) => sundial::commands::serve(a).await,
+            Command::Simulate(a) => sundial::commands::simulate(a).await,
+            Command::Demo(a) => sundial::commands::demo(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.kind() == ErrorKind::Invalid { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Where attempts live: a storage URL (plain path, `file://`, `s3://`,
+//! `memory://`) becomes an object store, and `{base}/{job}/{attempt}/` a
+//! SlateDB database in it. Owns id validation (ids are path segments), job
+//! and attempt discovery, and opening a database as its one writer or as a
+//! read-only follower.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use slatedb::config::DbReaderOptions;
+use slatedb::object_store::path::Path;
+use slatedb::object_store::{memory::InMemory, ObjectStore};
+use slatedb::{Db, DbReader, DbReaderMode, Settings};
+
+use crate::error::{Error, Result};
+
+/// How often a read-only follower looks for a writer's new data.
+pub const READER_POLL: Duration = Duration::from_millis(100);
+
+/// A storage URL resolved to an object store and a path prefix in it.
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: String,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.url)
+    }
+}
+
+/// Checks that `id` is a safe path segment: `[A-Za-z0-9._-]{1,128}`, not `.`/`..`.
+pub fn validate_id(what: &'static str, id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            what,
+            format!("{id:?}: use 1-128 characters of A-Z a-z 0-9 . _ - (not . or ..)"),
+        ))
+    }
+}
+
+fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
+impl Storage {
+    /// Resolves a storage URL. `memory://NAME` stores live as long as the process.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let (store, prefix): (Arc<dyn ObjectStore>, String) =
+            if let Some(name) = url.strip_prefix("memory://") {
+                let mut stores = memory_stores().lock().unwrap_or_else(|e| e.into_inner());
+                let s = stores.entry(name.to_owned()).or_default().clone();
+                (s, String::new())
+            } else if let Some(rest) = url.strip_prefix("s3://") {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(Error::invalid("storage url", format!("{url}: no bucket")));
+                }
+                let s3 = slatedb::object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|e| Error::invalid("storage url", format!("{url}: {e}")))?;
+                (Arc::new(s3), prefix.trim_matches('/').to_owned())
+            } else if url.contains("://") && !url.starts_with("file://") {
+                return Err(Error::invalid(
+                    "storage url",
+                    format!("{url}: use a path, file://, s3:// or memory://"),
+                ));
+            } else {
+                let path = url.strip_prefix("file://").unwrap_or(url);
+                std::fs::create_dir_all(path).map_err(|e| {
+                    Error::invalid(
+                        "storage url",
+                        format!("{url}: cannot create directory: {e}"),
+                    )
+                })?;
+                let fs = slatedb::object_store::local::LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| Error::invalid("storage url", format!("{url}: {e}")))?;
+                (Arc::new(fs), String::new())
+            };
+        Ok(Storage {
+            store,
+            prefix: Path::from(prefix),
+            url: url.to_owned(),
+        })
+    }
+
+    /// The URL this storage was opened from.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database path of an attempt.
+    pub fn db_path(&self, job: &str, attempt: &str) -> Path {
+        self.prefix.clone().join(job).join(attempt)
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            object_store_max_retries: Some(3),
+            ..Settings::default()
+        }
+    }
+
+    /// Opens an attempt as its only writer (fencing any older writer).
+    pub async fn open_writer(&self, job: &str, attempt: &str) -> Result<Db> {
+        validate_id("job id", job)?;
+        validate_id("attempt id", attempt)?;
+        Ok(Db::builder(self.db_path(job, attempt), self.store.clone())
+            .with_settings(Self::settings())
+            .build()
+            .await?)
+    }
+
+    /// Opens an attempt read-only, following its writer if one is live.
+    pub async fn open_reader(&self, job: &str, attempt: &str) -> Result<DbReader> {
+        validate_id("job id", job)?;
+        validate_id("attempt id", attempt)?;
+        if !self.attempt_exists(job, attempt).await? {
+            return Err(Error::NotFound(format!("job={job} attempt={attempt}")));
+        }
+        let options = DbReaderOptions {
+            manifest_poll_interval: READER_POLL,
+            object_store_max_retries: Some(3),
+            ..DbReaderOptions::default()
+        };
+        Ok(
+            DbReader::builder(self.db_path(job, attempt), self.store.clone())
+                .with_options(options)
+                // FollowLatest writes nothing to the store: a reader never changes it.
+                .with_reader_mode(DbReaderMode::FollowLatest)
+                .build()
+                .await?,
+        )
+    }
+
+    async fn children(&self, at: &Path) -> Result<Vec<String>> {
+        let listing = self.store.list_with_delimiter(Some(at)).await?;
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .filter(|n| validate_id("id", n).is_ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every job id under the base, sorted.
+    pub async fn list_jobs(&self) -> Result<Vec<String>> {
+        self.children(&self.prefix).await
+    }
+
+    /// Every attempt id of a job that holds a database, sorted by name.
+    pub async fn list_attempts(&self, job: &str) -> Result<Vec<String>> {
+        validate_id("job id", job)?;
+        let mut out = Vec::new();
+        for a in self.children(&self.prefix.clone().join(job)).await? {
+            if self.attempt_exists(job, &a).await? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// True when the attempt has a SlateDB manifest.
+    pub async fn attempt_exists(&self, job: &str, attempt: &str) -> Result<bool> {
+        let manifest = self.db_path(job, attempt).join("manifest");
+        let listing = self.store.list_with_delimiter(Some(&manifest)).await?;
+        Ok(!listing.objects.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_path_segments() {
+        for ok in ["job-1", "a.b_c", "X"] {
+            assert!(validate_id("id", ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in ["", ".", "..", "a/b", "a\0b", "a b", "%2e", long.as_str()] {
+            assert!(validate_id("id", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn urls_resolve() {
+        assert!(Storage::from_url("memory://t").is_ok());
+        assert!(Storage::from_url("ftp://x").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::from_url(&format!("file://{}", dir.path().display())).unwrap();
+        assert_eq!(s.db_path("j", "a").as_ref(), "j/a");
+    }
+}

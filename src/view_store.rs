@@ -1,0 +1,168 @@
+//! Reading an attempt's views and log, through either the writer's own
+//! handle (the live projector) or a read-only follower (the history server).
+//! The read side never writes and never blocks the write path.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use slatedb::config::ScanOptions;
+use slatedb::{Db, DbIterator, DbReader};
+use sundial_views::job::JobRow;
+use sundial_views::Projection;
+
+use crate::error::{Error, Result};
+use crate::event_log::{
+    decode_segment, segment_key, view_key, AttemptMeta, LogRecord, ATTEMPT_KEY, LOG_PREFIX,
+};
+
+/// A database handle to read from.
+#[derive(Clone)]
+pub enum Handle {
+    /// The projector's own writer.
+    Writer(Arc<Db>),
+    /// A read-only follower.
+    Reader(Arc<DbReader>),
+}
+
+fn scan_options() -> ScanOptions {
+    // Read-ahead and parallel fetches: default scans are slow on S3.
+    ScanOptions {
+        read_ahead_bytes: 1 << 20,
+        max_fetch_tasks: 4,
+        cache_blocks: true,
+        ..ScanOptions::default()
+    }
+}
+
+impl Handle {
+    /// One key's value.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        Ok(match self {
+            Handle::Writer(db) => db.get(key).await?,
+            Handle::Reader(db) => db.get(key).await?,
+        })
+    }
+
+    /// Keys in `[start, end)`, ascending.
+    pub async fn scan(&self, start: Vec<u8>, end: Vec<u8>) -> Result<DbIterator> {
+        let opts = scan_options();
+        Ok(match self {
+            Handle::Writer(db) => db.scan_with_options(start..end, &opts).await?,
+            Handle::Reader(db) => db.scan_with_options(start..end, &opts).await?,
+        })
+    }
+}
+
+/// The exclusive upper bound of every key starting with `prefix`
+/// (0xFF never occurs in UTF-8).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    end.push(0xff);
+    end
+}
+
+/// Read access to one attempt's views and log.
+#[derive(Clone)]
+pub struct ViewStore {
+    handle: Handle,
+    /// The attempt's identity.
+    pub meta: AttemptMeta,
+}
+
+fn corrupt(key: &[u8], e: impl std::fmt::Display) -> Error {
+    Error::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        detail: e.to_string(),
+    }
+}
+
+impl ViewStore {
+    /// Wraps a handle; reads the attempt's identity (empty for a brand-new attempt).
+    pub async fn open(handle: Handle, job: &str, attempt: &str) -> Result<Self> {
+        let mut meta: AttemptMeta = match handle.get(ATTEMPT_KEY.as_bytes()).await? {
+            Some(b) => rmp_serde::from_slice(&b).map_err(|e| corrupt(ATTEMPT_KEY.as_bytes(), e))?,
+            None => AttemptMeta::default(),
+        };
+        meta.job_id = job.to_owned();
+        meta.attempt_id = attempt.to_owned();
+        Ok(ViewStore { handle, meta })
+    }
+
+    /// The underlying handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// One row of view `P`, if stored.
+    pub async fn row<P: Projection>(&self, key: &str) -> Result<Option<P::Row>> {
+        let k = view_key(P::NAME, key);
+        match self.handle.get(&k).await? {
+            Some(b) => Ok(Some(
+                sundial_views::decode_row(&b).map_err(|e| corrupt(&k, e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The job row (default when nothing was applied yet).
+    pub async fn job(&self) -> Result<JobRow> {
+        Ok(self
+            .row::<sundial_views::job::JobView>("")
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Visits the rows of view `P` whose key starts with `prefix`, in key
+    /// order, until `visit` returns false.
+    pub async fn visit<P: Projection>(
+        &self,
+        prefix: &str,
+        mut visit: impl FnMut(&str, P::Row) -> bool,
+    ) -> Result<()> {
+        let start = view_key(P::NAME, prefix);
+        let base = view_key(P::NAME, "").len();
+        let mut it = self.handle.scan(start.clone(), prefix_end(&start)).await?;
+        while let Some(kv) = it.next().await? {
+            let row: P::Row =
+                sundial_views::decode_row(&kv.value).map_err(|e| corrupt(&kv.key, e))?;
+            let key = std::str::from_utf8(&kv.key[base..]).unwrap_or_default();
+            if !visit(key, row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every row of view `P` under `prefix`, in key order.
+    pub async fn all<P: Projection>(&self, prefix: &str) -> Result<Vec<P::Row>> {
+        let mut out = Vec::new();
+        self.visit::<P>(prefix, |_, r| {
+            out.push(r);
+            true
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Up to `limit` log records from sequence `from` on.
+    pub async fn log(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>> {
+        let start = segment_key(from).into_bytes();
+        let mut it = self
+            .handle
+            .scan(start, prefix_end(LOG_PREFIX.as_bytes()))
+            .await?;
+        let mut out = Vec::new();
+        while let Some(kv) = it.next().await? {
+            let seg = decode_segment(&kv.value).map_err(|e| corrupt(&kv.key, e))?;
+            for r in seg {
+                if r.seq >= from {
+                    out.push(r);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,47 @@
+//! Producer retries that were recognised and not applied: which source sent
+//! which message twice. Lets a user see that retries happened and were
+//! harmless.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dead_letters::seq_key;
+use crate::projection::{Input, Keys, Projection, Record};
+
+/// One duplicate record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DuplicateRow {
+    pub offset: u64,
+    pub source_id: String,
+    pub message_type: String,
+    pub sequence: Option<u64>,
+    pub timestamp: f64,
+}
+
+/// The duplicates projection.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DuplicateView;
+
+impl Projection for DuplicateView {
+    const NAME: &'static str = "duplicate";
+    const APPEND_ONLY: bool = true;
+    type Row = DuplicateRow;
+
+    fn keys(&self, input: &Input, keys: &mut Keys) {
+        if let Record::Duplicate(_) = input.record {
+            keys.push(&seq_key(input.seq));
+        }
+    }
+
+    fn apply(&self, input: &Input, rows: &mut [DuplicateRow]) {
+        if let Record::Duplicate(m) = input.record {
+            rows[0] = DuplicateRow {
+                offset: input.seq,
+                source_id: m.source_id.to_string(),
+                message_type: m.kind.as_str().to_owned(),
+                sequence: m.sequence,
+                timestamp: m.timestamp,
+            };
+        }
+    }
+}

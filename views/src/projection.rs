@@ -1,0 +1,152 @@
+//! The projection contract: what a view author writes (`Projection`), what a
+//! projection sees for each log record (`Input`), and the rows-as-keys model.
+//! A projection is pure: the same inputs in the same order always give the
+//! same rows. It never does I/O; the engine loads and stores its rows.
+
+use std::fmt::Write as _;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::event::Message;
+
+/// A record the codec could not accept, with the reason users will read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Why it was rejected, lowercase, with context.
+    pub reason: String,
+    /// The start of the raw bytes, for a person to recognise the record.
+    pub preview: String,
+    /// Source partition (-1 for a file).
+    pub partition: i32,
+    /// Source offset within the partition (line or record index for a file).
+    pub offset: i64,
+}
+
+/// What happened to one log record before the views saw it.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'m, 'a> {
+    /// A valid message applied to the views; `missing_delta` is the change
+    /// in the job's count of lost sequence numbers it caused.
+    Applied {
+        msg: &'m Message<'a>,
+        missing_delta: i64,
+    },
+    /// A valid message already applied once (a producer retry).
+    Duplicate(&'m Message<'a>),
+    /// A record that did not decode or validate.
+    Dead(&'m DeadLetter),
+}
+
+/// One log record as a projection sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'m, 'a> {
+    /// Log sequence of the record (from 1, gap-free within an attempt).
+    pub seq: u64,
+    /// The record's fate.
+    pub record: Record<'m, 'a>,
+}
+
+impl<'m, 'a> Input<'m, 'a> {
+    /// The message when it is to be applied; `None` for duplicates and dead letters.
+    pub fn applied(&self) -> Option<&'m Message<'a>> {
+        match self.record {
+            Record::Applied { msg, .. } => Some(msg),
+            _ => None,
+        }
+    }
+}
+
+/// The row keys an input touches, built into one reusable buffer.
+#[derive(Debug, Default)]
+pub struct Keys {
+    buf: String,
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    /// Empties the list, keeping its memory.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+    }
+
+    /// Adds a key.
+    pub fn push(&mut self, key: &str) {
+        self.buf.push_str(key);
+        self.ends.push(self.buf.len());
+    }
+
+    /// Adds a key made of formatted parts.
+    pub fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        let _ = self.buf.write_fmt(args);
+        self.ends.push(self.buf.len());
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when no key was added.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The i-th key.
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+
+    /// The keys in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// A materialized view: rows keyed by strings, changed by log records.
+///
+/// Contract: `keys` and `apply` must be pure and deterministic, and `keys`
+/// must list distinct keys. `apply` receives the rows of exactly the keys
+/// `keys` listed, in that order (a row never stored before is `Default`).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use sundial_views::{Input, Keys, Projection};
+///
+/// /// Counts every record, valid or not.
+/// struct Count;
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Total { n: u64 }
+/// impl Projection for Count {
+///     const NAME: &'static str = "count";
+///     type Row = Total;
+///     fn keys(&self, _input: &Input, keys: &mut Keys) { keys.push(""); }
+///     fn apply(&self, _input: &Input, rows: &mut [Total]) { rows[0].n += 1; }
+/// }
+/// ```
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the storage key prefix and URL segment. Never rename.
+    const NAME: &'static str;
+    /// When true, every key is new when first listed (it derives from the log
+    /// sequence), so rows are never loaded from storage.
+    const APPEND_ONLY: bool = false;
+    /// One row of the view.
+    type Row: Default + Serialize + DeserializeOwned + Send + 'static;
+    /// Lists the keys of the rows this input changes (none: not interested).
+    fn keys(&self, input: &Input, keys: &mut Keys);
+    /// Applies the input to the rows of the listed keys.
+    fn apply(&self, input: &Input, rows: &mut [Self::Row]);
+}
+
+/// Encodes a row for storage (MessagePack with field names, so fields can be added).
+pub fn encode_row<R: Serialize>(row: &R) -> Vec<u8> {
+    // Rows are plain data with string keys: serialization cannot fail.
+    rmp_serde::to_vec_named(row).unwrap_or_default()
+}
+
+/// Decodes a stored row.
+pub fn decode_row<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(bytes)
+}

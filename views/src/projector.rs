@@ -1,0 +1,147 @@
+//! The fold of log records into every view: judge each valid message with
+//! the sequence tracker (duplicate or fresh), then hand it to each view in
+//! registry order. Pure; the engine loads missing rows before `apply` and
+//! stores the changed rows after.
+
+use crate::event::Message;
+use crate::projection::{DeadLetter, Input, Record};
+use crate::runtime::{DynView, ViewCache};
+use crate::sequences::{Sequences, Verdict};
+
+/// One log record before judgement.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'m, 'a> {
+    /// Decoded and validated.
+    Valid(&'m Message<'a>),
+    /// Rejected by the codec.
+    Dead(&'m DeadLetter),
+}
+
+/// What applying one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    Dead,
+}
+
+/// Every view plus the sequence tracker, with their row caches.
+pub struct Projector {
+    sequences: ViewCache<Sequences>,
+    views: Vec<Box<dyn DynView>>,
+}
+
+impl Projector {
+    /// A projector over an empty store (`complete`) or an existing one.
+    pub fn new(complete: bool) -> Self {
+        Projector {
+            sequences: ViewCache::new(Sequences, complete),
+            views: crate::registry(complete),
+        }
+    }
+
+    fn probe<'m, 'a>(seq: u64, entry: Entry<'m, 'a>) -> Input<'m, 'a> {
+        Input {
+            seq,
+            record: match entry {
+                Entry::Valid(msg) => Record::Applied {
+                    msg,
+                    missing_delta: 0,
+                },
+                Entry::Dead(d) => Record::Dead(d),
+            },
+        }
+    }
+
+    /// Adds to `out` the `(view, key)` rows this record needs loaded.
+    pub fn misses(&mut self, seq: u64, entry: Entry, out: &mut Vec<(&'static str, String)>) {
+        let input = Self::probe(seq, entry);
+        let mut keys = Vec::new();
+        self.sequences.misses(&input, &mut keys);
+        out.extend(keys.drain(..).map(|k| (self.sequences.name(), k)));
+        for v in &mut self.views {
+            v.misses(&input, &mut keys);
+            let name = v.name();
+            out.extend(keys.drain(..).map(|k| (name, k)));
+        }
+    }
+
+    /// Puts a loaded row into the cache of the named view.
+    pub fn load(
+        &mut self,
+        view: &str,
+        key: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<(), rmp_serde::decode::Error> {
+        if view == self.sequences.name() {
+            return self.sequences.load(key, bytes);
+        }
+        match self.views.iter_mut().find(|v| v.name() == view) {
+            Some(v) => v.load(key, bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies one record to every view.
+    pub fn apply(&mut self, seq: u64, entry: Entry) -> Outcome {
+        let (input, outcome) = match entry {
+            Entry::Dead(d) => (
+                Input {
+                    seq,
+                    record: Record::Dead(d),
+                },
+                Outcome::Dead,
+            ),
+            Entry::Valid(msg) => {
+                let probe = Self::probe(seq, entry);
+                let verdict = self
+                    .sequences
+                    .with_rows(&probe, |_, _, rows| Sequences::judge(msg, rows))
+                    .unwrap_or(Verdict::Fresh { missing_delta: 0 });
+                match verdict {
+                    Verdict::Duplicate => (
+                        Input {
+                            seq,
+                            record: Record::Duplicate(msg),
+                        },
+                        Outcome::Duplicate,
+                    ),
+                    Verdict::Fresh { missing_delta } => (
+                        Input {
+                            seq,
+                            record: Record::Applied { msg, missing_delta },
+                        },
+                        Outcome::Applied,
+                    ),
+                }
+            }
+        };
+        for v in &mut self.views {
+            v.apply(&input);
+        }
+        outcome
+    }
+
+    /// Hands every changed row to `out` as `(view, key, bytes)`.
+    pub fn drain_dirty(&mut self, out: &mut dyn FnMut(&'static str, &str, Vec<u8>)) {
+        let name = self.sequences.name();
+        self.sequences.drain_dirty(&mut |k, b| out(name, k, b));
+        for v in &mut self.views {
+            let name = v.name();
+            v.drain_dirty(&mut |k, b| out(name, k, b));
+        }
+    }
+
+    /// Bounds every cache to about `max_rows` rows.
+    pub fn evict(&mut self, max_rows: usize) {
+        self.sequences.evict(max_rows);
+        for v in &mut self.views {
+            v.evict(max_rows);
+        }
+    }
+
+    /// Rows cached across all views.
+    pub fn cached(&self) -> usize {
+        self.sequences.cached() + self.views.iter().map(|v| v.cached()).sum::<usize>()
+    }
+}
