@@ -36,7 +36,10 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    for (name, input) in [("decode_apply_json", &json), ("decode_apply_msgpack", &msgpack)] {
+    for (name, input) in [
+        ("decode_apply_json", &json),
+        ("decode_apply_msgpack", &msgpack),
+    ] {
         g.bench_function(name, |b| {
             b.iter_batched(
                 || Projector::new(true),

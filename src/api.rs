@@ -571,6 +571,7 @@ fn decode_any(bytes: &[u8], content_type: Option<&str>) -> Option<Value> {
 pub async fn snapshot(store: &ViewStore) -> ApiResult {
     let mut big = Params::new();
     big.insert("page_size".into(), "1000".into());
+    let first = Params::new();
     let mut out = serde_json::Map::new();
     out.insert("job".into(), job(store).await?);
     out.insert("configuration".into(), configuration(store).await?);
@@ -592,11 +593,11 @@ pub async fn snapshot(store: &ViewStore) -> ApiResult {
         })
         .await?;
     out.insert("workers".into(), Value::Object(workers_by_id));
-    out.insert("exceptions".into(), exceptions(store, &big).await?);
+    out.insert("exceptions".into(), exceptions(store, &first).await?);
     out.insert("exception_summary".into(), exception_summary(store).await?);
-    out.insert("lineage".into(), lineage(store, &big).await?);
+    out.insert("lineage".into(), lineage(store, &first).await?);
     out.insert("checkpoints".into(), checkpoints(store).await?);
-    out.insert("timeline".into(), timeline(store, &big).await?);
+    out.insert("timeline".into(), timeline(store, &first).await?);
     out.insert("dead_letters".into(), dead_letters(store, &big).await?);
     Ok(Value::Object(out))
 }

@@ -22,6 +22,19 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Simulate a realistic job, replay it into ./sundial-data and serve it.
     Demo(DemoArgs),
+    /// Measure decode, apply, storage and replay rates on this machine.
+    Bench(BenchArgs),
+}
+
+/// `sundial bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// How many simulated records to measure with.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Scratch directory (emptied first).
+    #[arg(long, default_value = "./sundial-bench")]
+    pub dir: String,
 }
 
 /// `sundial replay`.

@@ -4,6 +4,7 @@
 //! over HTTP by the same code for a live job and for the history server.
 
 pub mod api;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod codec;

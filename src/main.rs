@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => sundial::commands::serve(a).await,
             Command::Simulate(a) => sundial::commands::simulate(a).await,
             Command::Demo(a) => sundial::commands::demo(a).await,
+            Command::Bench(a) => sundial::bench::run(a.events, &a.dir).await,
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! Records from a file or stdin: NDJSON (one record a line) or a stream of
-//! concatenated MessagePack values, told apart by the first byte. A line
+//! concatenated MessagePack values, told apart by the first byte; a path
+//! ending in `.gz` is gunzipped first. A line
 //! that is not JSON is still a record (it becomes a dead letter); a
 //! MessagePack stream that stops framing ends with one last record holding
 //! the rest of the bytes.
@@ -34,10 +35,13 @@ impl FileSource {
         let raw: Box<dyn Read + Send> = if path == "-" {
             Box::new(std::io::stdin())
         } else {
-            Box::new(
-                std::fs::File::open(path)
-                    .map_err(|e| Error::invalid("input", format!("{path}: {e}")))?,
-            )
+            let file = std::fs::File::open(path)
+                .map_err(|e| Error::invalid("input", format!("{path}: {e}")))?;
+            if path.ends_with(".gz") {
+                Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+            } else {
+                Box::new(file)
+            }
         };
         let mut reader: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(1 << 20, raw));
         let first = reader

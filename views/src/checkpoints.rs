@@ -118,3 +118,129 @@ impl Projection for CheckpointView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{checkpoint_key, CheckpointView};
+    use crate::testkit::*;
+
+    fn cp(g: &Given, id: u64) -> super::CheckpointRow {
+        g.row::<CheckpointView>(&checkpoint_key(id))
+    }
+
+    fn summary(g: &Given) -> (u64, u64, u64, u64, Option<u64>) {
+        let s = g.checkpoints();
+        (
+            s.count,
+            s.completed,
+            s.failed,
+            s.in_progress,
+            s.latest_completed_id,
+        )
+    }
+
+    #[test]
+    fn triggered_then_completed() {
+        let g = given(&[checkpoint(1, "triggered", 10.0, 1)]);
+        let c = cp(&g, 1);
+        assert_eq!(c.checkpoint_id, 1);
+        assert_eq!(c.status, "IN_PROGRESS");
+        assert_eq!(c.source_id, JOB);
+        assert_eq!(c.trigger_time, Some(10.0));
+        assert_eq!(c.completion_time, None);
+        assert_eq!(summary(&g), (1, 0, 0, 1, None));
+        let g = g.then(&[checkpoint(1, "completed", 12.0, 2)
+            .with("trigger_time", json!(10.0))
+            .with("duration_ms", json!(2000.0))
+            .with("state_size_bytes", json!(4096))
+            .with("source_offsets", json!({"0": 42}))]);
+        let c = cp(&g, 1);
+        assert_eq!(c.status, "COMPLETED");
+        assert_eq!(c.trigger_time, Some(10.0));
+        assert_eq!(c.completion_time, Some(12.0));
+        assert_eq!(c.duration_ms, Some(2000.0));
+        assert_eq!(c.state_size_bytes, Some(4096));
+        assert_eq!(c.source_offsets["0"], json!(42));
+        assert_eq!(summary(&g), (1, 1, 0, 0, Some(1)));
+    }
+
+    #[test]
+    fn triggered_then_failed_with_its_reason() {
+        let g = given(&[
+            checkpoint(1, "triggered", 10.0, 1),
+            checkpoint(1, "failed", 11.0, 2).with("failure_reason", json!("timeout")),
+        ]);
+        let c = cp(&g, 1);
+        assert_eq!(c.status, "FAILED");
+        assert_eq!(c.failure_reason.as_deref(), Some("timeout"));
+        assert_eq!(c.completion_time, Some(11.0));
+        assert_eq!(summary(&g), (1, 0, 1, 0, None));
+    }
+
+    #[test]
+    fn a_late_triggered_never_reverts_a_finished_checkpoint() {
+        let g = given(&[
+            checkpoint(1, "completed", 12.0, 2),
+            checkpoint(1, "triggered", 10.0, 1),
+            checkpoint(2, "failed", 22.0, 4),
+            checkpoint(2, "triggered", 20.0, 3),
+        ]);
+        assert_eq!(cp(&g, 1).status, "COMPLETED");
+        assert_eq!(cp(&g, 2).status, "FAILED");
+        assert_eq!(summary(&g), (2, 1, 1, 0, Some(1)));
+    }
+
+    #[test]
+    fn a_finished_status_is_final() {
+        let g = given(&[
+            checkpoint(1, "triggered", 10.0, 1),
+            checkpoint(1, "completed", 12.0, 2),
+            checkpoint(1, "failed", 13.0, 3),
+        ]);
+        assert_eq!(cp(&g, 1).status, "COMPLETED");
+        assert_eq!(cp(&g, 1).completion_time, Some(12.0));
+        assert_eq!(summary(&g), (1, 1, 0, 0, Some(1)));
+    }
+
+    #[test]
+    fn a_repeated_trigger_is_one_checkpoint() {
+        let g = given(&[
+            checkpoint(1, "triggered", 10.0, 1),
+            checkpoint(1, "triggered", 10.5, 2),
+        ]);
+        assert_eq!(summary(&g), (1, 0, 0, 1, None));
+    }
+
+    #[test]
+    fn counts_stay_exact_over_many_checkpoints_and_the_latest_completed_is_the_highest_id() {
+        let g = given(&[
+            checkpoint(1, "triggered", 10.0, 1),
+            checkpoint(2, "triggered", 20.0, 2),
+            checkpoint(3, "triggered", 30.0, 3),
+            checkpoint(4, "triggered", 40.0, 4),
+            checkpoint(3, "completed", 31.0, 5),
+            checkpoint(1, "completed", 11.0, 6),
+            checkpoint(2, "failed", 21.0, 7),
+            // A retry: a duplicate, not a second completion.
+            checkpoint(1, "completed", 11.0, 6),
+        ]);
+        assert_eq!(summary(&g), (4, 2, 1, 1, Some(3)));
+        let keys: Vec<String> = g
+            .rows::<CheckpointView>()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                checkpoint_key(1),
+                checkpoint_key(2),
+                checkpoint_key(3),
+                checkpoint_key(4),
+                super::SUMMARY_KEY.to_owned(),
+            ]
+        );
+    }
+}

@@ -45,3 +45,33 @@ impl Projection for DuplicateView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{DuplicateRow, DuplicateView};
+    use crate::dead_letters::seq_key;
+    use crate::testkit::*;
+
+    #[test]
+    fn each_recognised_retry_is_listed_at_its_log_offset() {
+        let a = checkpoint(4, "completed", 12.5, 9);
+        let b = worker_started("w1", "s1", 1.0, 1);
+        let g = given(&[a.clone(), b.clone(), a.clone(), dead("x"), b, a]);
+        let rows = g.rows::<DuplicateView>();
+        let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, [seq_key(3), seq_key(5), seq_key(6)]);
+        assert_eq!(
+            rows[0].1,
+            DuplicateRow {
+                offset: 3,
+                source_id: JOB.into(),
+                message_type: "checkpoint".into(),
+                sequence: Some(9),
+                timestamp: 12.5,
+            }
+        );
+        assert_eq!(rows[1].1.source_id, "w1");
+        assert_eq!(g.job().duplicate_count, 3);
+        assert_eq!(g.checkpoints().completed, 1);
+    }
+}

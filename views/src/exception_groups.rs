@@ -30,32 +30,28 @@ pub struct ExceptionGroupRow {
     pub splits: BTreeSet<String>,
 }
 
-/// Replaces digit runs with `<n>` and long hex tokens with `<hex>`, collapses
-/// whitespace and truncates, so messages that differ only in ids group.
+/// Replaces hex ids (`0x…`, or 8+ hex digits and dashes mixing digits and
+/// letters, like a UUID or `ps_1f78a15d`) with `<hex>` and other digit runs
+/// with `<n>`, collapses whitespace and truncates, so messages that differ
+/// only in ids group. Ids are found in words (runs of ASCII letters, digits
+/// and `-`), so punctuation or a `prefix_` around them does not hide them.
 pub fn normalize_message(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len().min(MAX_MESSAGE));
     for (i, token) in msg.split_whitespace().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        let hexish = token.len() >= 8
-            && token.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-            && token.chars().any(|c| c.is_ascii_digit());
-        if hexish {
-            out.push_str("<hex>");
-            continue;
-        }
-        let mut in_digits = false;
-        for c in token.chars() {
-            if c.is_ascii_digit() {
-                if !in_digits {
-                    out.push_str("<n>");
-                }
-                in_digits = true;
-            } else {
-                in_digits = false;
+        let mut rest = token;
+        while !rest.is_empty() {
+            let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+            if end == 0 {
+                let c = rest.chars().next().expect("rest is not empty");
                 out.push(c);
+                rest = &rest[c.len_utf8()..];
+                continue;
             }
+            push_word(&mut out, &rest[..end]);
+            rest = &rest[end..];
         }
         if out.len() >= MAX_MESSAGE {
             break;
@@ -69,6 +65,38 @@ pub fn normalize_message(msg: &str) -> String {
         out.truncate(cut);
     }
     out
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-'
+}
+
+/// Appends one word, normalised.
+fn push_word(out: &mut String, word: &str) {
+    let prefixed_hex = word.len() > 2
+        && (word.starts_with("0x") || word.starts_with("0X"))
+        && word[2..].chars().all(|c| c.is_ascii_hexdigit());
+    // All digits is a number, not an id: `row 12345678` groups with `row 17`.
+    let long_hex = word.len() >= 8
+        && word.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        && word.chars().any(|c| c.is_ascii_digit())
+        && word.chars().any(|c| c.is_ascii_alphabetic());
+    if prefixed_hex || long_hex {
+        out.push_str("<hex>");
+        return;
+    }
+    let mut in_digits = false;
+    for c in word.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push_str("<n>");
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            out.push(c);
+        }
+    }
 }
 
 /// The exception-groups projection.
@@ -117,5 +145,118 @@ impl Projection for ExceptionGroupView {
         if let Some(s) = &p.split_id {
             g.splits.insert(s.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{normalize_message, ExceptionGroupView};
+    use crate::testkit::*;
+
+    #[test]
+    fn normalising_replaces_numbers_and_hex_ids_and_collapses_whitespace() {
+        let cases = [
+            ("row 17 is bad", "row <n> is bad"),
+            ("row 18 is bad", "row <n> is bad"),
+            ("timeout after 30s", "timeout after <n>s"),
+            ("v1.2.3", "v<n>.<n>.<n>"),
+            (
+                "split 123e4567-e89b-12d3-a456-426614174000 failed",
+                "split <hex> failed",
+            ),
+            ("object deadbeef12 gone", "object <hex> gone"),
+            // Long hex without any digit is a word, not an id.
+            ("deadbeefcafe", "deadbeefcafe"),
+            ("  many   spaces\tand\nlines ", "many spaces and lines"),
+            // Ids inside punctuation, and 0x addresses, are ids too.
+            ("<Obj object at 0x7f3a2b1c4d50>", "<Obj object at <hex>>"),
+            ("<Obj object at 0x7f00aa00bb11>", "<Obj object at <hex>>"),
+            ("key=deadbeef12, retry", "key=<hex>, retry"),
+            ("key=cafe1234abcd, retry", "key=<hex>, retry"),
+            ("worker_12 (attempt 3/5)", "worker_<n> (attempt <n>/<n>)"),
+            (
+                "timed out for key ps_1f78a15d",
+                "timed out for key ps_<hex>",
+            ),
+            (
+                "timed out for key ps_0e939b3e",
+                "timed out for key ps_<hex>",
+            ),
+            ("row 12345678", "row <n>"),
+            ("on 2024-01-05", "on <n>-<n>-<n>"),
+            ("0x", "<n>x"),
+            ("naïve 12€", "naïve <n>€"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_message(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn normalising_truncates_to_200_bytes_on_a_char_boundary() {
+        let long = "é".repeat(300);
+        let n = normalize_message(&long);
+        assert_eq!(n.len(), 200);
+        assert_eq!(n, "é".repeat(100));
+        let odd = format!("a{}", "é".repeat(300));
+        let n = normalize_message(&odd);
+        assert_eq!(n.len(), 199);
+        assert!(n.starts_with('a'));
+        let words = "word ".repeat(100);
+        assert_eq!(normalize_message(&words).len(), 200);
+    }
+
+    #[test]
+    fn alike_exceptions_group_with_count_times_workers_and_splits() {
+        let g = given(&[
+            exception("w1", "s1", 20.0, 1, "ValueError", "bad row 17")
+                .with("split_id", serde_json::json!("sp1")),
+            exception("w2", "s1", 10.0, 1, "ValueError", "bad row 18")
+                .with("split_id", serde_json::json!("sp2")),
+            exception("w1", "s1", 30.0, 2, "ValueError", "bad row 19"),
+            // Other stage, other type, other message: other groups.
+            exception("w3", "s2", 15.0, 1, "ValueError", "bad row 1"),
+            exception("w1", "s1", 15.0, 3, "KeyError", "bad row 1"),
+            exception("w1", "s1", 15.0, 4, "ValueError", "missing column"),
+        ]);
+        let groups = g.rows::<ExceptionGroupView>();
+        assert_eq!(groups.len(), 4);
+        let key = "s1\u{1f}ValueError\u{1f}bad row <n>";
+        let grp = g.row::<ExceptionGroupView>(key);
+        assert_eq!(grp.stage_id, "s1");
+        assert_eq!(grp.exception_type, "ValueError");
+        assert_eq!(grp.normalized_message, "bad row <n>");
+        assert_eq!(grp.count, 3);
+        assert_eq!(grp.first_seen, Some(10.0));
+        assert_eq!(grp.last_seen, Some(30.0));
+        // The sample is the first occurrence by event time, not by arrival.
+        assert_eq!(grp.sample_message, "bad row 18");
+        assert_eq!(grp.sample_stacktrace, "Traceback: bad row 18");
+        assert_eq!(
+            grp.workers.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["w1", "w2"]
+        );
+        assert_eq!(
+            grp.splits.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["sp1", "sp2"]
+        );
+        assert_eq!(
+            g.row::<ExceptionGroupView>("s2\u{1f}ValueError\u{1f}bad row <n>")
+                .count,
+            1
+        );
+        assert_eq!(
+            g.row::<ExceptionGroupView>("s1\u{1f}KeyError\u{1f}bad row <n>")
+                .count,
+            1
+        );
+    }
+
+    #[test]
+    fn a_duplicate_exception_is_not_counted_twice() {
+        let e = exception("w1", "s1", 20.0, 1, "E", "x 1");
+        let g = given(&[e.clone(), e]);
+        assert_eq!(g.row::<ExceptionGroupView>("s1\u{1f}E\u{1f}x <n>").count, 1);
     }
 }

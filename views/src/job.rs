@@ -29,6 +29,9 @@ pub struct JobRow {
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
     pub duration_ms: Option<f64>,
+    /// The `duration_ms` the producer gave in its final message, if any;
+    /// otherwise `duration_ms` is computed, and follows a late `job_started`.
+    pub reported_duration_ms: Option<f64>,
     /// Upstream stage → downstream stages, as `job_started` sent them.
     pub dag_edges: BTreeMap<String, Vec<String>>,
     pub config: serde_json::Map<String, serde_json::Value>,
@@ -109,16 +112,19 @@ impl Projection for JobView {
                 .to_owned();
                 row.final_status = Some(p.status.clone());
                 row.end_time = Some(ts);
-                row.duration_ms = p.duration_ms.map(|d| d.0);
+                row.reported_duration_ms = p.duration_ms.map(|d| d.0);
             }
             Payload::Exception(_) => row.exception_count += 1,
             Payload::SplitProcessed(_) => row.split_count += 1,
             _ => {}
         }
-        if row.status != RUNNING && row.duration_ms.is_none() {
-            if let (Some(s), Some(e)) = (row.start_time, row.end_time) {
-                row.duration_ms = Some(((e - s) * 1000.0).max(0.0).round());
-            }
+        if row.status != RUNNING {
+            row.duration_ms = row
+                .reported_duration_ms
+                .or(match (row.start_time, row.end_time) {
+                    (Some(s), Some(e)) => Some(((e - s) * 1000.0).max(0.0).round()),
+                    _ => None,
+                });
         }
         for decl in match &msg.payload {
             Payload::JobStarted(p) => p.stages.as_slice(),
@@ -134,5 +140,142 @@ impl Projection for JobView {
             }
         }
         row.stage_count = row.known_stages.len() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{COMPLETED, FAILED, RUNNING};
+    use crate::testkit::*;
+
+    #[test]
+    fn job_started_sets_the_dag_config_and_stages() {
+        let g = given(&[job_started(100.0, 1, &["a", "b", "c"])]);
+        let j = g.job();
+        assert_eq!(j.job_id, JOB);
+        assert_eq!(j.status, RUNNING);
+        assert_eq!(j.start_time, Some(100.0));
+        assert_eq!(j.end_time, None);
+        assert_eq!(j.duration_ms, None);
+        assert_eq!(j.dag_edges["a"], vec!["b".to_owned()]);
+        assert_eq!(j.dag_edges["b"], vec!["c".to_owned()]);
+        assert_eq!(j.dag_edges.len(), 2);
+        assert_eq!(j.config["parallelism"], serde_json::json!(2));
+        assert_eq!(j.stages.len(), 3);
+        assert_eq!(j.stage_count, 3);
+        assert!(j.started_seen);
+    }
+
+    #[test]
+    fn completion_sets_status_end_and_a_computed_duration() {
+        let g = given(&[job_started(100.0, 1, &["a"]), job_completed(112.5, 2)]);
+        let j = g.job();
+        assert_eq!(j.status, COMPLETED);
+        assert_eq!(j.final_status.as_deref(), Some("completed"));
+        assert_eq!(j.end_time, Some(112.5));
+        assert_eq!(j.duration_ms, Some(12500.0));
+    }
+
+    #[test]
+    fn a_late_job_started_corrects_the_computed_duration() {
+        let g = given(&[
+            worker_started("w1", "s1", 103.0, 1),
+            job_completed(112.5, 2),
+        ]);
+        assert_eq!(g.job().duration_ms, Some(9500.0));
+        let g = g.then(&[job_started(100.0, 1, &["s1"])]);
+        let j = g.job();
+        assert_eq!(j.start_time, Some(100.0));
+        assert_eq!(j.status, COMPLETED);
+        assert_eq!(j.end_time, Some(112.5));
+        assert_eq!(j.duration_ms, Some(12500.0));
+    }
+
+    #[test]
+    fn failure_keeps_the_producers_duration() {
+        let g = given(&[
+            job_started(100.0, 1, &["a"]),
+            job_failed(110.0, 2).with("duration_ms", serde_json::json!(9999.0)),
+        ]);
+        let j = g.job();
+        assert_eq!(j.status, FAILED);
+        assert_eq!(j.final_status.as_deref(), Some("failed"));
+        assert_eq!(j.duration_ms, Some(9999.0));
+    }
+
+    #[test]
+    fn before_job_started_the_start_is_the_oldest_event() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 105.0, 2, 1, 1),
+            worker_started("w1", "s1", 103.0, 1),
+        ]);
+        let j = g.job();
+        assert_eq!(j.start_time, Some(103.0));
+        assert_eq!(j.status, RUNNING);
+        assert!(!j.started_seen);
+        assert_eq!(j.stage_count, 1);
+        assert_eq!(j.first_event_time, Some(103.0));
+        assert_eq!(j.newest_event_time, Some(105.0));
+        // job_started gives the real start and adds its stages to those known.
+        let g = g.then(&[job_started(100.0, 1, &["s0", "s1"])]);
+        let j = g.job();
+        assert_eq!(j.start_time, Some(100.0));
+        assert_eq!(j.stage_count, 2);
+        assert_eq!(j.newest_event_time, Some(105.0));
+    }
+
+    #[test]
+    fn counters_of_records_and_their_fates() {
+        let dup = worker_metrics("w1", "s1", 2.0, 2, 1, 1);
+        let g = given(&[
+            job_started(1.0, 1, &["s1"]),
+            dead("not json"),
+            dup.clone(),
+            dup,
+            exception("w1", "s1", 3.0, 3, "E", "x"),
+            split("w1", "s1", "sp1", &[], 4.0, 5),
+            dead("unknown message_type"),
+        ]);
+        let j = g.job();
+        assert_eq!(j.event_count, 7);
+        assert_eq!(j.applied_count, 4);
+        assert_eq!(j.dead_letter_count, 2);
+        assert_eq!(j.duplicate_count, 1);
+        assert_eq!(j.exception_count, 1);
+        assert_eq!(j.split_count, 1);
+        // w1 sent 2, 3, 5: 1 and 4 never arrived.
+        assert_eq!(j.missing_count, 2);
+        assert_eq!(j.log_offset, 7);
+        assert_eq!(j.newest_event_time, Some(4.0));
+    }
+
+    #[test]
+    fn a_dead_letter_changes_only_the_job_counters_and_the_dead_letter_list() {
+        let g = given(&[
+            job_started(1.0, 1, &["s1"]),
+            worker_metrics("w1", "s1", 2.0, 1, 1, 1),
+        ])
+        .then(&[dead("bad")]);
+        assert_eq!(
+            g.changed(),
+            vec![("dead_letter", "00000000000000000003"), ("job", "")]
+        );
+        let j = g.job();
+        assert_eq!(j.dead_letter_count, 1);
+        assert_eq!(j.log_offset, 3);
+        assert_eq!(j.event_count, 3);
+        assert_eq!(j.applied_count, 2);
+        assert_eq!(j.newest_event_time, Some(2.0));
+    }
+
+    #[test]
+    fn a_job_of_only_dead_letters_is_running_with_no_id_yet() {
+        let g = given(&[dead("bad")]);
+        let j = g.job();
+        assert_eq!(j.status, RUNNING);
+        assert_eq!(j.job_id, "");
+        assert_eq!(j.start_time, None);
+        assert_eq!(j.newest_event_time, None);
+        assert_eq!(j.dead_letter_count, 1);
     }
 }

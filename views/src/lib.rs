@@ -18,6 +18,8 @@ pub mod projector;
 pub mod runtime;
 pub mod sequences;
 pub mod stage;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod timeline;
 pub mod worker;
 

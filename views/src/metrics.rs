@@ -131,6 +131,7 @@ fn counts_of<'m>(msg: &'m Message) -> Option<(&'m str, Counts)> {
                 output_records: p.output_records,
                 processed_count: p.processed_count,
                 processing_time: p.processing_time.0,
+                stop: None,
             },
         )),
         Payload::WorkerStopped(p) => match (p.input_records, p.output_records) {
@@ -142,6 +143,7 @@ fn counts_of<'m>(msg: &'m Message) -> Option<(&'m str, Counts)> {
                     output_records: o,
                     processed_count: p.processed_count,
                     processing_time: p.processing_time.map_or(0.0, |t| t.0),
+                    stop: None,
                 },
             )),
             _ => None,
@@ -226,5 +228,151 @@ impl Projection for MetricsView {
                 e.1 += dout;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{last_closed_window, window_key, window_of, MetricsPoint, MetricsView};
+    use crate::testkit::*;
+
+    fn window(g: &Given, stage: &str, start: i64) -> super::MetricsRow {
+        g.row::<MetricsView>(&window_key(stage, start))
+    }
+
+    #[test]
+    fn windows_are_whole_event_seconds() {
+        assert_eq!(window_of(10.0), 10);
+        assert_eq!(window_of(10.999), 10);
+        assert_eq!(window_of(11.0), 11);
+        assert_eq!(window_of(-5.0), 0);
+    }
+
+    #[test]
+    fn a_window_closes_once_newest_event_time_is_three_seconds_past_its_end() {
+        // Window [10, 11) closes at 14.
+        assert_eq!(last_closed_window(14.0), 10);
+        assert_eq!(last_closed_window(13.999), 9);
+        assert_eq!(last_closed_window(14.5), 10);
+        assert_eq!(last_closed_window(15.0), 11);
+    }
+
+    #[test]
+    fn deltas_of_cumulative_counts_go_to_the_window_of_the_newer_report() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 10.2, 1, 100, 80),
+            worker_metrics("w1", "s1", 11.5, 2, 250, 200),
+            worker_metrics("w1", "s1", 11.9, 3, 300, 240),
+        ]);
+        let w10 = window(&g, "s1", 10);
+        assert_eq!((w10.stage_id.as_str(), w10.start), ("s1", 10));
+        assert_eq!((w10.input_delta, w10.output_delta), (100, 80));
+        let w11 = window(&g, "s1", 11);
+        assert_eq!((w11.input_delta, w11.output_delta), (200, 160));
+        assert_eq!(w11.per_worker["w1"], (200, 160));
+        assert_eq!(
+            w11.point(),
+            MetricsPoint {
+                start_time: 11.0,
+                end_time: 12.0,
+                input_throughput: 200.0,
+                output_throughput: 160.0,
+                queue_lag: None,
+                backpressure_active: None,
+                skew_ratio: Some(1.0),
+                workers_reporting: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn an_older_report_adds_nothing() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 10.2, 1, 100, 100),
+            worker_metrics("w1", "s1", 12.5, 3, 300, 300),
+        ]);
+        let g = g.then(&[worker_metrics("w1", "s1", 11.5, 2, 200, 200)]);
+        // Its window row is written (the engine stores every row a record
+        // touches) but holds nothing.
+        let w11 = window(&g, "s1", 11);
+        assert_eq!((w11.stage_id.as_str(), w11.start), ("s1", 11));
+        assert_eq!((w11.input_delta, w11.output_delta), (0, 0));
+        assert!(w11.per_worker.is_empty());
+        assert_eq!(w11.point().input_throughput, 0.0);
+        assert_eq!(window(&g, "s1", 12).input_delta, 200);
+        // Equal event time adds nothing either.
+        let g = g.then(&[worker_metrics("w1", "s1", 12.5, 4, 350, 350)]);
+        assert_eq!(window(&g, "s1", 12).input_delta, 200);
+        // The next newer report counts from the newest one counted.
+        let g = g.then(&[worker_metrics("w1", "s1", 13.1, 5, 310, 310)]);
+        assert_eq!(window(&g, "s1", 13).input_delta, 10);
+    }
+
+    #[test]
+    fn a_stop_with_final_counts_adds_its_increase_and_one_without_adds_nothing() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 10.2, 1, 100, 100),
+            worker_metrics("w2", "s1", 10.2, 1, 100, 100),
+            worker_stopped_counts("w1", "s1", 11.5, 2, 130, 120),
+            worker_stopped("w2", "s1", 11.5, 2, 500),
+        ]);
+        let w11 = window(&g, "s1", 11);
+        assert_eq!((w11.input_delta, w11.output_delta), (30, 20));
+        assert_eq!(w11.per_worker.len(), 1);
+    }
+
+    #[test]
+    fn skew_is_the_busiest_worker_over_the_mean() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 10.1, 1, 300, 0),
+            worker_metrics("w2", "s1", 10.2, 1, 100, 0),
+            worker_metrics("w3", "s1", 10.3, 1, 200, 0),
+        ]);
+        let p = window(&g, "s1", 10).point();
+        assert_eq!(p.skew_ratio, Some(1.5));
+        assert_eq!(p.workers_reporting, 3);
+        assert_eq!(p.input_throughput, 600.0);
+        // Sources read nothing: skew on output.
+        let g = given(&[
+            worker_metrics("w1", "src", 10.1, 1, 0, 30),
+            worker_metrics("w2", "src", 10.2, 1, 0, 10),
+        ]);
+        assert_eq!(window(&g, "src", 10).point().skew_ratio, Some(1.5));
+        // No records at all: no skew.
+        let g = given(&[worker_metrics("w1", "s1", 10.1, 1, 0, 0)]);
+        assert_eq!(window(&g, "s1", 10).point().skew_ratio, None);
+    }
+
+    #[test]
+    fn queue_lag_and_backpressure_are_the_latest_by_event_time_in_the_window() {
+        let g = given(&[
+            stage_metrics("s1", 10.5, 1, 2)
+                .with("queue_lag", json!(5))
+                .with("backpressure_active", json!(false)),
+            backpressure("s1", 10.2, 2, true, 9),
+            stage_metrics("s1", 10.7, 3, 2),
+        ]);
+        let p = window(&g, "s1", 10).point();
+        assert_eq!(p.queue_lag, Some(5));
+        assert_eq!(p.backpressure_active, Some(false));
+        let g = g.then(&[backpressure("s1", 10.9, 4, true, 1)]);
+        let p = window(&g, "s1", 10).point();
+        assert_eq!((p.queue_lag, p.backpressure_active), (Some(1), Some(true)));
+    }
+
+    #[test]
+    fn without_worker_reports_the_stages_own_throughput_is_shown() {
+        let g = given(&[
+            stage_metrics("s1", 10.5, 1, 2)
+                .with("input_throughput", json!(40.0))
+                .with("output_throughput", json!(30.0)),
+            stage_metrics("s1", 10.1, 2, 2).with("input_throughput", json!(99.0)),
+        ]);
+        let p = window(&g, "s1", 10).point();
+        assert_eq!((p.input_throughput, p.output_throughput), (40.0, 30.0));
+        assert_eq!(p.workers_reporting, 0);
+        assert_eq!(p.skew_ratio, None);
     }
 }

@@ -19,6 +19,10 @@ pub struct Run {
     pub max_seq: u64,
     /// Distinct sequences seen in the run.
     pub distinct: u64,
+    /// Oldest event time seen in the run: a message older than a restart
+    /// may be a late arrival of an earlier run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_ts: Option<f64>,
 }
 
 impl Run {
@@ -79,18 +83,33 @@ impl Sequences {
         if src.runs.is_empty() {
             src.runs.push(Run::default());
         }
-        let mut run_idx = (src.runs.len() - 1) as u32;
-        // The current run already has this sequence from another message:
-        // the producer restarted (its sequence 1 may itself have been lost).
-        if entries.iter().any(|s| s.run == run_idx) {
-            src.runs.push(Run::default());
-            run_idx += 1;
+        let ts = msg.timestamp;
+        let current = src.runs.len() - 1;
+        // A message older than the start of the current run, whose sequence
+        // the run it falls in by time has not seen, is a late arrival of
+        // that earlier run (it fills its gap, it is no restart).
+        let mut by_time = current;
+        while by_time > 0 && src.runs[by_time].first_ts.is_some_and(|f| ts < f) {
+            by_time -= 1;
         }
-        let run = src.runs.last_mut().expect("a run was pushed above");
+        let seen_in = |run: usize| entries.iter().any(|s| s.run as usize == run);
+        let run_idx = if by_time < current && !seen_in(by_time) {
+            by_time
+        } else if seen_in(current) {
+            // The current run already has this sequence from another
+            // message: the producer restarted (its 1 may have been lost).
+            src.runs.push(Run::default());
+            current + 1
+        } else {
+            current
+        };
+        let run = &mut src.runs[run_idx];
+        run.first_ts = Some(run.first_ts.map_or(ts, |f| f.min(ts)));
         let before = run.missing();
         run.distinct += 1;
         run.max_seq = run.max_seq.max(seq);
         let after = run.missing();
+        let run_idx = run_idx as u32;
         entries.push(Seen {
             run: run_idx,
             kind,
@@ -125,5 +144,221 @@ impl Projection for Sequences {
         if let Some(msg) = input.applied() {
             Sequences::judge(msg, rows);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::duplicates::{DuplicateRow, DuplicateView};
+    use crate::projector::Outcome::{Applied, Duplicate};
+    use crate::stage::StageView;
+    use crate::testkit::*;
+    use crate::worker::WorkerView;
+
+    #[test]
+    fn a_retry_repeating_all_four_fields_is_a_duplicate_and_changes_no_view() {
+        let m = worker_metrics("w1", "s1", 10.0, 2, 100, 90);
+        let g = given(&[worker_started("w1", "s1", 9.0, 1), m.clone()]);
+        let stage_before = g.row::<StageView>("s1");
+        let worker_before = g.row::<WorkerView>("w1");
+        let g = g.then(&[m]);
+        assert_eq!(g.outcomes(), &[Applied, Applied, Duplicate]);
+        // Only the job row (its counters) and the duplicate list change.
+        assert_eq!(
+            g.changed(),
+            vec![("duplicate", "00000000000000000003"), ("job", ""),]
+        );
+        assert_eq!(g.row::<StageView>("s1"), stage_before);
+        assert_eq!(g.row::<StageView>("s1").input_records, 100);
+        assert_eq!(g.row::<WorkerView>("w1"), worker_before);
+        let job = g.job();
+        assert_eq!(job.duplicate_count, 1);
+        assert_eq!(job.applied_count, 2);
+        assert_eq!(job.event_count, 3);
+        assert_eq!(job.log_offset, 3);
+        assert_eq!(job.missing_count, 0);
+        assert_eq!(
+            g.row::<DuplicateView>("00000000000000000003"),
+            DuplicateRow {
+                offset: 3,
+                source_id: "w1".into(),
+                message_type: "worker_metrics".into(),
+                sequence: Some(2),
+                timestamp: 10.0,
+            }
+        );
+    }
+
+    #[test]
+    fn a_retry_as_the_producer_sends_it_is_recognised() {
+        let send = || {
+            msg(
+                r#"{"message_type": "worker_metrics", "job_id": "j1", "source_id": "w1",
+                    "timestamp": 1700000000.125, "sequence": 7,
+                    "payload": {"stage_id": "s1", "input_records": 10, "output_records": 9,
+                                "processing_time": 0.5, "processed_count": 10,
+                                "assigned_partitions": [0], "is_running": true}}"#,
+            )
+        };
+        let g = given(&[send(), send()]);
+        assert_eq!(g.outcomes(), &[Applied, Duplicate]);
+        assert_eq!(g.row::<StageView>("s1").input_records, 10);
+        // Sequences 1..=6 never arrived.
+        assert_eq!(g.job().missing_count, 6);
+    }
+
+    #[test]
+    fn a_restarted_producer_reusing_a_sequence_with_another_timestamp_is_not_a_duplicate() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 10.0, 1, 100, 100),
+            worker_metrics("w1", "s1", 11.0, 2, 200, 200),
+            // The producer restarted: sequence back to 1, new event time.
+            worker_metrics("w1", "s1", 20.0, 1, 300, 300),
+            worker_metrics("w1", "s1", 21.0, 2, 400, 400),
+        ]);
+        assert_eq!(g.outcomes(), &[Applied, Applied, Applied, Applied]);
+        assert_eq!(g.job().duplicate_count, 0);
+        assert_eq!(g.job().missing_count, 0);
+        assert_eq!(g.row::<StageView>("s1").input_records, 400);
+    }
+
+    #[test]
+    fn same_sequence_and_timestamp_of_another_message_type_is_not_a_duplicate() {
+        let g = given(&[
+            worker_started("w1", "s1", 10.0, 1),
+            worker_metrics("w1", "s1", 10.0, 1, 5, 5),
+        ]);
+        assert_eq!(g.outcomes(), &[Applied, Applied]);
+        assert_eq!(g.row::<StageView>("s1").input_records, 5);
+    }
+
+    #[test]
+    fn the_same_fields_from_another_source_is_not_a_duplicate() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 10.0, 1, 5, 5),
+            worker_metrics("w2", "s1", 10.0, 1, 5, 5),
+        ]);
+        assert_eq!(g.outcomes(), &[Applied, Applied]);
+        assert_eq!(g.row::<StageView>("s1").input_records, 10);
+    }
+
+    #[test]
+    fn a_null_sequence_is_never_a_duplicate() {
+        let e = exception("w1", "s1", 10.0, 0, "ValueError", "bad row").no_seq();
+        let g = given(&[e.clone(), e]);
+        assert_eq!(g.outcomes(), &[Applied, Applied]);
+        assert_eq!(g.job().duplicate_count, 0);
+        assert_eq!(g.job().exception_count, 2);
+        assert_eq!(g.job().missing_count, 0);
+        assert_eq!(g.row::<StageView>("s1").exception_count, 2);
+    }
+
+    #[test]
+    fn a_retry_of_an_old_run_is_still_a_duplicate_after_a_restart() {
+        let old = worker_metrics("w1", "s1", 11.0, 2, 200, 200);
+        let g = given(&[
+            worker_metrics("w1", "s1", 10.0, 1, 100, 100),
+            old.clone(),
+            worker_metrics("w1", "s1", 20.0, 1, 300, 300),
+            old,
+        ]);
+        assert_eq!(g.outcomes(), &[Applied, Applied, Applied, Duplicate]);
+        assert_eq!(g.job().duplicate_count, 1);
+    }
+
+    #[test]
+    fn gaps_below_the_highest_sequence_are_missing_until_they_arrive() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 1, 1),
+            worker_metrics("w1", "s1", 2.0, 2, 2, 2),
+            worker_metrics("w1", "s1", 5.0, 5, 5, 5),
+        ]);
+        assert_eq!(g.job().missing_count, 2);
+        let g = g.then(&[worker_metrics("w1", "s1", 3.0, 3, 3, 3)]);
+        assert_eq!(g.job().missing_count, 1);
+        let g = g.then(&[worker_metrics("w1", "s1", 4.0, 4, 4, 4)]);
+        assert_eq!(g.job().missing_count, 0);
+        // A duplicate of a filled gap changes nothing.
+        let g = g.then(&[worker_metrics("w1", "s1", 4.0, 4, 4, 4)]);
+        assert_eq!(g.job().missing_count, 0);
+        assert_eq!(g.job().duplicate_count, 1);
+    }
+
+    #[test]
+    fn missing_sequences_count_per_source_and_across_chunks() {
+        let g = given(&[
+            worker_started("w1", "s1", 1.0, 1),
+            worker_started("w2", "s1", 1.0, 3),
+            // 62 lost in between, across the 64-sequence chunk boundary.
+            worker_metrics("w1", "s1", 2.0, 64, 1, 1),
+            worker_metrics("w1", "s1", 3.0, 130, 1, 1),
+        ]);
+        // w1: 2..=63 and 65..=129 lost; w2: 1 and 2 lost.
+        assert_eq!(g.job().missing_count, 62 + 65 + 2);
+        let g = g.then(&[worker_metrics("w1", "s1", 2.5, 65, 1, 1)]);
+        assert_eq!(g.job().missing_count, 62 + 64 + 2);
+    }
+
+    #[test]
+    fn a_restart_starts_a_new_run_and_keeps_the_old_runs_gaps() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 1, 1),
+            worker_metrics("w1", "s1", 3.0, 3, 3, 3),
+        ]);
+        assert_eq!(g.job().missing_count, 1);
+        // Restart: 1, 2 again (new timestamps), then 4 with 3 lost.
+        let g = g.then(&[
+            worker_metrics("w1", "s1", 10.0, 1, 1, 1),
+            worker_metrics("w1", "s1", 11.0, 2, 2, 2),
+        ]);
+        assert_eq!(g.job().missing_count, 1);
+        let g = g.then(&[worker_metrics("w1", "s1", 13.0, 4, 4, 4)]);
+        assert_eq!(g.job().missing_count, 2);
+        assert_eq!(g.job().duplicate_count, 0);
+    }
+
+    #[test]
+    fn a_late_arrival_of_an_old_run_fills_that_runs_gap_after_a_restart() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 1, 1),
+            worker_metrics("w1", "s1", 2.0, 2, 2, 2),
+            worker_metrics("w1", "s1", 4.0, 4, 4, 4),
+            worker_metrics("w1", "s1", 5.0, 5, 5, 5),
+            // Restart.
+            worker_metrics("w1", "s1", 10.0, 1, 1, 1),
+            worker_metrics("w1", "s1", 11.0, 2, 2, 2),
+            worker_metrics("w1", "s1", 12.0, 3, 3, 3),
+        ]);
+        assert_eq!(g.job().missing_count, 1);
+        // The old run's 3, delivered late: it fills the old gap, and is
+        // neither a new restart nor part of the new run.
+        let g = g.then(&[worker_metrics("w1", "s1", 3.0, 3, 3, 3)]);
+        assert_eq!(g.outcomes()[7], Applied);
+        assert_eq!(g.job().missing_count, 0);
+        let g = g.then(&[worker_metrics("w1", "s1", 13.0, 4, 4, 4)]);
+        assert_eq!(g.job().missing_count, 0);
+    }
+
+    #[test]
+    fn an_early_message_of_the_new_run_delivered_late_still_belongs_to_it() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 1, 1),
+            worker_metrics("w1", "s1", 2.0, 2, 2, 2),
+            // Restart, its 1 delivered after its 2.
+            worker_metrics("w1", "s1", 11.0, 2, 2, 2),
+        ]);
+        assert_eq!(g.job().missing_count, 1);
+        let g = g.then(&[worker_metrics("w1", "s1", 10.0, 1, 1, 1)]);
+        assert_eq!(g.job().missing_count, 0);
+    }
+
+    #[test]
+    fn a_source_without_sequences_is_never_missing_anything() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 0, 1, 1).no_seq(),
+            worker_metrics("w1", "s1", 2.0, 0, 2, 2).no_seq(),
+        ]);
+        assert_eq!(g.job().missing_count, 0);
+        assert!(g.rows::<super::Sequences>().is_empty());
     }
 }

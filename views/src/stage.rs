@@ -38,6 +38,21 @@ pub struct Reported {
     pub input_throughput: Option<f64>,
     pub output_throughput: Option<f64>,
     pub partition_metrics: BTreeMap<String, serde_json::Value>,
+    /// Event time of the newest report that carried each optional value: a
+    /// newer report without it must not hide an older one delivered late.
+    pub input_ts: Option<f64>,
+    pub output_ts: Option<f64>,
+    pub partition_ts: Option<f64>,
+}
+
+/// Puts `value` (reported at `ts`) into `slot` unless a newer one is there.
+fn latest<T>(ts: f64, at: &mut Option<f64>, slot: &mut Option<T>, value: Option<T>) {
+    if let Some(v) = value {
+        if at.is_none_or(|t| ts >= t) {
+            *at = Some(ts);
+            *slot = Some(v);
+        }
+    }
 }
 
 /// The stage row.
@@ -66,6 +81,10 @@ pub struct StageRow {
     pub queue_lag: Option<u64>,
     pub backpressure_active: Option<bool>,
     pub slow_down_factor: Option<f64>,
+    /// Event time of the value in `queue_lag`, `backpressure_active`, `slow_down_factor`.
+    pub queue_lag_ts: Option<f64>,
+    pub backpressure_ts: Option<f64>,
+    pub slow_down_ts: Option<f64>,
     pub exception_count: u64,
 }
 
@@ -84,14 +103,22 @@ impl StageRow {
         self.start_time = Some(self.start_time.map_or(ts, |s| s.min(ts)));
     }
 
+    /// Keeps each of lag, flag and factor from the newest report carrying it.
     fn pressure(&mut self, ts: f64, lag: Option<u64>, active: Option<bool>, factor: Option<f64>) {
-        if self.pressure_ts.is_some_and(|t| ts < t) {
-            return;
-        }
-        self.pressure_ts = Some(ts);
-        self.queue_lag = lag.or(self.queue_lag);
-        self.backpressure_active = active.or(self.backpressure_active);
-        self.slow_down_factor = factor.or(self.slow_down_factor);
+        self.pressure_ts = Some(self.pressure_ts.map_or(ts, |t| t.max(ts)));
+        latest(ts, &mut self.queue_lag_ts, &mut self.queue_lag, lag);
+        latest(
+            ts,
+            &mut self.backpressure_ts,
+            &mut self.backpressure_active,
+            active,
+        );
+        latest(
+            ts,
+            &mut self.slow_down_ts,
+            &mut self.slow_down_factor,
+            factor,
+        );
     }
 
     /// Updates one worker's contribution, keeping the sums exact.
@@ -217,20 +244,31 @@ impl Projection for StageView {
                 row.end_time = Some(row.end_time.map_or(ts, |e| e.max(ts)));
             }
             Payload::StageMetrics(p) => {
-                if row.reported.as_ref().is_none_or(|r| ts >= r.ts) {
-                    let old = row.reported.take().unwrap_or_default();
-                    row.reported = Some(Reported {
-                        ts,
-                        worker_count: p.worker_count,
-                        input_records: p.input_records.or(old.input_records),
-                        output_records: p.output_records.or(old.output_records),
-                        input_throughput: p.input_throughput.map(|v| v.0),
-                        output_throughput: p.output_throughput.map(|v| v.0),
-                        partition_metrics: p
-                            .partition_metrics
-                            .clone()
-                            .unwrap_or(old.partition_metrics),
-                    });
+                let newest = row.reported.as_ref().is_none_or(|r| ts >= r.ts);
+                let r = row.reported.get_or_insert_with(Reported::default);
+                if newest {
+                    r.ts = ts;
+                    r.worker_count = p.worker_count;
+                    r.input_throughput = p.input_throughput.map(|v| v.0);
+                    r.output_throughput = p.output_throughput.map(|v| v.0);
+                }
+                // Counts are cumulative: the newest report carrying them wins.
+                latest(ts, &mut r.input_ts, &mut r.input_records, p.input_records);
+                latest(
+                    ts,
+                    &mut r.output_ts,
+                    &mut r.output_records,
+                    p.output_records,
+                );
+                let mut pm = None;
+                latest(
+                    ts,
+                    &mut r.partition_ts,
+                    &mut pm,
+                    p.partition_metrics.as_ref(),
+                );
+                if let Some(pm) = pm {
+                    r.partition_metrics = pm.clone();
                 }
                 row.pressure(ts, p.queue_lag, p.backpressure_active, None);
             }
@@ -254,6 +292,7 @@ impl Projection for StageView {
                     output_records: p.output_records,
                     processed_count: p.processed_count,
                     processing_time: p.processing_time.0,
+                    stop: None,
                 };
                 row.contribute(&msg.source_id, |c| {
                     c.counts.offer(report);
@@ -269,5 +308,301 @@ impl Projection for StageView {
             Payload::Exception(_) => row.exception_count += 1,
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{StageRow, StageView, COMPLETED, PENDING, RUNNING};
+    use crate::testkit::*;
+
+    fn stage(g: &Given, id: &str) -> StageRow {
+        g.row::<StageView>(id)
+    }
+
+    fn totals(s: &StageRow) -> (u64, u64, u64, u64, usize) {
+        (
+            s.input_total(),
+            s.output_total(),
+            s.processed_count,
+            s.worker_count(),
+            s.workers.len(),
+        )
+    }
+
+    #[test]
+    fn declared_stages_start_pending() {
+        let g = given(&[job_started(1.0, 1, &["src", "map"])]);
+        let s = stage(&g, "src");
+        assert_eq!(s.stage_id, "src");
+        assert_eq!(s.status, PENDING);
+        assert!(s.declared);
+        assert_eq!(s.operator_type.as_deref(), Some("op_src"));
+        assert_eq!((s.min_parallelism, s.max_parallelism), (Some(1), Some(4)));
+        assert_eq!(s.start_time, None);
+        assert_eq!(totals(&s), (0, 0, 0, 0, 0));
+        assert_eq!(stage(&g, "map").status, PENDING);
+        assert_eq!(g.rows::<StageView>().len(), 2);
+    }
+
+    #[test]
+    fn pending_then_running_on_the_first_worker_then_completed() {
+        let g = given(&[
+            job_started(1.0, 1, &["s1"]),
+            worker_started("w1", "s1", 5.0, 1),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!(s.status, RUNNING);
+        assert_eq!(s.start_time, Some(5.0));
+        let g = g.then(&[stage_completed("s1", 9.0, 1)]);
+        let s = stage(&g, "s1");
+        assert_eq!(s.status, COMPLETED);
+        assert_eq!(s.end_time, Some(9.0));
+        // A late worker message or stage_started does not reopen it.
+        let g = g.then(&[
+            worker_metrics("w1", "s1", 8.0, 2, 10, 10),
+            stage_started("s1", 4.0, 2),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!(s.status, COMPLETED);
+        assert_eq!(s.input_total(), 10);
+    }
+
+    #[test]
+    fn stage_started_marks_running_with_its_parallelism() {
+        let g = given(&[job_started(1.0, 1, &["s1"]), stage_started("s1", 2.0, 1)]);
+        let s = stage(&g, "s1");
+        assert_eq!(s.status, RUNNING);
+        assert_eq!(s.start_time, Some(2.0));
+        assert_eq!(s.operator_type.as_deref(), Some("map"));
+        assert_eq!((s.min_parallelism, s.max_parallelism), (Some(2), Some(8)));
+    }
+
+    #[test]
+    fn totals_sum_every_worker_that_ever_belonged_including_stopped_ones() {
+        let g = given(&[
+            worker_started("w1", "s1", 1.0, 1),
+            worker_started("w2", "s1", 1.0, 1),
+            worker_started("w3", "s2", 1.0, 1),
+            worker_metrics("w1", "s1", 2.0, 2, 100, 90),
+            worker_metrics("w2", "s1", 2.0, 2, 50, 40),
+            worker_metrics("w3", "s2", 2.0, 2, 7, 7),
+            worker_stopped("w1", "s1", 3.0, 3, 100),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!(totals(&s), (150, 130, 150, 1, 2));
+        assert_eq!(s.running_workers, 1);
+        assert!(s.workers["w1"].stopped);
+        assert!(!s.workers["w2"].stopped);
+        assert_eq!(totals(&stage(&g, "s2")), (7, 7, 7, 1, 1));
+        // The worker stopped; its records still count after more reports.
+        let g = g.then(&[worker_metrics("w2", "s1", 4.0, 3, 80, 70)]);
+        assert_eq!(totals(&stage(&g, "s1")), (180, 160, 180, 1, 2));
+    }
+
+    #[test]
+    fn a_late_older_report_never_regresses_the_totals() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 12.0, 2, 300, 200),
+            worker_metrics("w1", "s1", 11.0, 1, 100, 50),
+        ]);
+        assert_eq!(totals(&stage(&g, "s1")), (300, 200, 300, 1, 1));
+    }
+
+    #[test]
+    fn stopped_workers_are_not_revived_by_late_running_reports() {
+        let g = given(&[
+            worker_started("w1", "s1", 1.0, 1),
+            worker_started("w2", "s1", 1.0, 1),
+            worker_stopped("w1", "s1", 5.0, 3, 10),
+        ]);
+        assert_eq!(stage(&g, "s1").worker_count(), 1);
+        let g = g.then(&[
+            worker_metrics("w1", "s1", 4.0, 2, 10, 10),
+            worker_metrics("w1", "s1", 6.0, 4, 12, 12),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!(totals(&s), (12, 12, 12, 1, 2));
+        let g = g.then(&[worker_stopped("w2", "s1", 7.0, 2, 0)]);
+        assert_eq!(totals(&stage(&g, "s1")), (12, 12, 12, 0, 2));
+    }
+
+    #[test]
+    fn a_stop_delivered_before_the_start_leaves_the_worker_stopped() {
+        let g = given(&[
+            worker_stopped("w1", "s1", 5.0, 2, 10),
+            worker_started("w1", "s1", 1.0, 1),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!(s.worker_count(), 0);
+        assert_eq!(s.workers.len(), 1);
+        assert_eq!(s.processed_count, 10);
+    }
+
+    #[test]
+    fn stop_with_counts_and_without() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 10, 9),
+            worker_metrics("w2", "s1", 1.0, 1, 20, 19),
+            worker_stopped_counts("w1", "s1", 2.0, 2, 15, 14),
+            worker_stopped("w2", "s1", 2.0, 2, 25),
+        ]);
+        // w1: final counts; w2: counts of its last report, final processed.
+        assert_eq!(totals(&stage(&g, "s1")), (35, 33, 40, 0, 2));
+    }
+
+    #[test]
+    fn stage_metrics_without_counts_never_zero_the_totals() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 10, 9),
+            stage_metrics("s1", 2.0, 1, 3)
+                .with("input_throughput", json!(5.0))
+                .with("input_records", json!(999)),
+            stage_metrics("s1", 3.0, 2, 3),
+        ]);
+        let s = stage(&g, "s1");
+        // With workers the totals are theirs, not the stage's own report.
+        assert_eq!(totals(&s), (10, 9, 10, 1, 1));
+        let r = s.reported.as_ref().unwrap();
+        assert_eq!(r.ts, 3.0);
+        assert_eq!(r.worker_count, 3);
+        assert_eq!(r.input_throughput, None);
+
+        // A stage that only reports for itself.
+        let g = given(&[
+            stage_metrics("s1", 1.0, 1, 2)
+                .with("input_records", json!(40))
+                .with("output_records", json!(30)),
+            stage_metrics("s1", 2.0, 2, 4),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!(totals(&s), (40, 30, 0, 4, 0));
+    }
+
+    #[test]
+    fn a_late_stage_report_with_counts_counts_when_the_newer_one_had_none() {
+        let g = given(&[
+            stage_metrics("s1", 2.0, 2, 4),
+            stage_metrics("s1", 1.0, 1, 2)
+                .with("input_records", json!(40))
+                .with("output_records", json!(30)),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!(
+            (s.input_total(), s.output_total(), s.worker_count()),
+            (40, 30, 4)
+        );
+        // But it never overrides newer counts.
+        let g = g.then(&[
+            stage_metrics("s1", 3.0, 3, 4).with("input_records", json!(60)),
+            stage_metrics("s1", 2.5, 4, 4).with("input_records", json!(50)),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!((s.input_total(), s.output_total()), (60, 30));
+    }
+
+    #[test]
+    fn partition_metrics_are_kept_when_a_newer_report_omits_them() {
+        let g = given(&[
+            stage_metrics("s1", 1.0, 1, 2).with("partition_metrics", json!({"0": {"lag": 3}})),
+            stage_metrics("s1", 2.0, 2, 2),
+        ]);
+        let r = stage(&g, "s1").reported.unwrap();
+        assert_eq!(r.partition_metrics["0"], json!({"lag": 3}));
+    }
+
+    #[test]
+    fn worker_messages_before_job_started_are_kept() {
+        let g = given(&[
+            worker_started("w1", "s1", 1.0, 1),
+            worker_metrics("w1", "s1", 2.0, 2, 10, 8),
+            exception("w1", "s1", 2.5, 3, "E", "x"),
+            job_started(0.5, 1, &["s1", "s2"]),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!(s.status, RUNNING);
+        assert!(s.declared);
+        assert_eq!(s.operator_type.as_deref(), Some("op_s1"));
+        assert_eq!(totals(&s), (10, 8, 10, 1, 1));
+        assert_eq!(s.exception_count, 1);
+        assert_eq!(s.start_time, Some(1.0));
+        assert_eq!(stage(&g, "s2").status, PENDING);
+        // A second job_started (a retry with another timestamp) resets nothing either.
+        let g = g.then(&[job_started(0.6, 1, &["s1", "s2"])]);
+        assert_eq!(stage(&g, "s1"), s);
+    }
+
+    #[test]
+    fn the_job_end_settles_every_stage_not_completed() {
+        let g = given(&[
+            job_started(1.0, 1, &["a", "b", "c"]),
+            worker_started("w1", "b", 2.0, 1),
+            worker_started("w2", "c", 2.0, 1),
+            stage_completed("c", 3.0, 1),
+        ]);
+        let (a, b, c) = (stage(&g, "a"), stage(&g, "b"), stage(&g, "c"));
+        assert_eq!(
+            [
+                a.effective_status("RUNNING"),
+                b.effective_status("RUNNING"),
+                c.effective_status("RUNNING")
+            ],
+            [PENDING, RUNNING, COMPLETED]
+        );
+        assert_eq!(
+            [
+                a.effective_status("COMPLETED"),
+                b.effective_status("COMPLETED"),
+                c.effective_status("COMPLETED")
+            ],
+            [COMPLETED, COMPLETED, COMPLETED]
+        );
+        assert_eq!(
+            [
+                a.effective_status("FAILED"),
+                b.effective_status("FAILED"),
+                c.effective_status("FAILED")
+            ],
+            ["FAILED", "FAILED", COMPLETED]
+        );
+    }
+
+    #[test]
+    fn queue_lag_and_backpressure_are_the_latest_by_event_time() {
+        let g = given(&[
+            backpressure("s1", 10.0, 1, true, 5),
+            stage_metrics("s1", 9.0, 2, 1)
+                .with("queue_lag", json!(9))
+                .with("backpressure_active", json!(false)),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!((s.queue_lag, s.backpressure_active), (Some(5), Some(true)));
+        assert_eq!(s.slow_down_factor, Some(0.5));
+        let g = g.then(&[stage_metrics("s1", 11.0, 3, 1).with("queue_lag", json!(2))]);
+        let s = stage(&g, "s1");
+        assert_eq!((s.queue_lag, s.backpressure_active), (Some(2), Some(true)));
+    }
+
+    #[test]
+    fn a_newer_report_without_lag_does_not_hide_an_older_lag_delivered_late() {
+        let g = given(&[
+            stage_metrics("s1", 10.0, 2, 1),
+            backpressure("s1", 9.0, 1, true, 7),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!((s.queue_lag, s.backpressure_active), (Some(7), Some(true)));
+    }
+
+    #[test]
+    fn exceptions_count_on_their_stage() {
+        let g = given(&[
+            exception("w1", "s1", 1.0, 1, "E", "a"),
+            exception("w1", "s1", 2.0, 2, "E", "b"),
+            exception("w2", "s2", 2.0, 1, "E", "b"),
+        ]);
+        assert_eq!(stage(&g, "s1").exception_count, 2);
+        assert_eq!(stage(&g, "s2").exception_count, 1);
     }
 }

@@ -66,9 +66,9 @@ impl WorkerRow {
         }
     }
 
-    fn touch(&mut self, msg: &Message, stage_id: &str) {
+    fn touch(&mut self, msg: &Message, worker_id: &str, stage_id: &str) {
         if self.worker_id.is_empty() {
-            self.worker_id = msg.source_id.to_string();
+            self.worker_id = worker_id.to_owned();
         }
         if self.stage_id.is_empty() {
             self.stage_id = stage_id.to_owned();
@@ -125,11 +125,11 @@ impl Projection for WorkerView {
 
     fn apply(&self, input: &Input, rows: &mut [WorkerRow]) {
         let Some(msg) = input.applied() else { return };
-        let Some((_, stage)) = worker_of(msg) else {
+        let Some((worker, stage)) = worker_of(msg) else {
             return;
         };
         let row = &mut rows[0];
-        row.touch(msg, stage);
+        row.touch(msg, worker, stage);
         let ts = msg.timestamp;
         match &msg.payload {
             Payload::WorkerStarted(p) => {
@@ -165,16 +165,16 @@ impl Projection for WorkerView {
                     output_records: p.output_records,
                     processed_count: p.processed_count,
                     processing_time: p.processing_time.0,
+                    stop: None,
                 }) {
                     row.assigned_partitions = p.assigned_partitions.clone();
                     row.cpu_percent = p.cpu_percent.map(|v| v.0).or(row.cpu_percent);
                     row.memory_bytes = p.memory_bytes.or(row.memory_bytes);
                     row.gpu_percent = p.gpu_percent.map(|v| v.0).or(row.gpu_percent);
                 }
-                if row.start_time.is_none() {
-                    // No worker_started yet: the first report marks the start.
-                    row.start_time = Some(ts);
-                }
+                // Without a worker_started (lost or late) the earliest report
+                // marks the start, whatever order the reports arrive in.
+                row.start_time = Some(row.start_time.map_or(ts, |s| s.min(ts)));
             }
             Payload::Exception(p) => {
                 row.exception_count += 1;
@@ -186,5 +186,262 @@ impl Projection for WorkerView {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WorkerEvent, WorkerView, RUNNING, STOPPED};
+    use crate::testkit::*;
+
+    fn worker(g: &Given, id: &str) -> super::WorkerRow {
+        g.row::<WorkerView>(id)
+    }
+
+    #[test]
+    fn a_worker_starts_running_with_its_partitions() {
+        let g = given(&[worker_started("w1", "s1", 10.0, 1)]);
+        let w = worker(&g, "w1");
+        assert_eq!(w.worker_id, "w1");
+        assert_eq!(w.stage_id, "s1");
+        assert_eq!(w.status, RUNNING);
+        assert_eq!(w.start_time, Some(10.0));
+        assert_eq!(w.end_time, None);
+        assert_eq!(w.last_seen, Some(10.0));
+        assert_eq!(w.assigned_partitions, vec![0, 1]);
+        assert_eq!(
+            w.events,
+            vec![WorkerEvent {
+                timestamp: 10.0,
+                event: "worker_started".into(),
+                detail: "partitions [0, 1]".into(),
+                offset: 1,
+            }]
+        );
+    }
+
+    #[test]
+    fn counts_are_those_of_the_newest_report_and_a_late_older_one_changes_nothing() {
+        let g = given(&[
+            worker_started("w1", "s1", 10.0, 1),
+            worker_metrics("w1", "s1", 12.0, 3, 300, 250),
+            worker_metrics("w1", "s1", 11.0, 2, 200, 150),
+        ]);
+        let w = worker(&g, "w1");
+        assert_eq!(w.counts.ts, Some(12.0));
+        assert_eq!(
+            (
+                w.counts.input_records,
+                w.counts.output_records,
+                w.counts.processed_count
+            ),
+            (300, 250, 300)
+        );
+        assert_eq!(w.counts.processing_time, 3.0);
+        assert_eq!(w.last_seen, Some(12.0));
+    }
+
+    #[test]
+    fn resource_usage_comes_from_the_newest_report() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 12.0, 2, 300, 250)
+                .with("cpu_percent", serde_json::json!(55.5))
+                .with("memory_bytes", serde_json::json!(1024)),
+            worker_metrics("w1", "s1", 11.0, 1, 200, 150)
+                .with("cpu_percent", serde_json::json!(99.0))
+                .with("assigned_partitions", serde_json::json!([7])),
+        ]);
+        let w = worker(&g, "w1");
+        assert_eq!(w.cpu_percent, Some(55.5));
+        assert_eq!(w.memory_bytes, Some(1024));
+        assert_eq!(w.gpu_percent, None);
+        assert_eq!(w.assigned_partitions, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_stopped_worker_stays_stopped_but_a_newer_report_still_counts() {
+        let g = given(&[
+            worker_started("w1", "s1", 10.0, 1),
+            worker_metrics("w1", "s1", 11.0, 2, 100, 100),
+            worker_stopped("w1", "s1", 13.0, 4, 180),
+            // Sent before the stop (event time), delivered after it.
+            worker_metrics("w1", "s1", 12.0, 3, 180, 170),
+        ]);
+        let w = worker(&g, "w1");
+        assert_eq!(w.status, STOPPED);
+        assert_eq!(w.end_time, Some(13.0));
+        assert_eq!(w.stop_reason.as_deref(), Some("scale_down"));
+        assert_eq!(w.error_count, 1);
+        assert_eq!(
+            (
+                w.counts.input_records,
+                w.counts.output_records,
+                w.counts.processed_count
+            ),
+            (180, 170, 180)
+        );
+        // A late report claiming is_running does not revive it.
+        let g = g.then(&[worker_metrics("w1", "s1", 14.0, 5, 190, 190)]);
+        let w = worker(&g, "w1");
+        assert_eq!(w.status, STOPPED);
+        assert_eq!(w.health(g.job().newest_event_time), STOPPED);
+        assert_eq!(w.counts.input_records, 190);
+        assert_eq!(w.last_seen, Some(14.0));
+    }
+
+    #[test]
+    fn a_stop_with_counts_wins_when_newest_and_loses_to_a_newer_report() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 11.0, 1, 100, 100),
+            worker_stopped_counts("w1", "s1", 13.0, 3, 500, 400),
+            worker_metrics("w1", "s1", 12.0, 2, 300, 300),
+        ]);
+        let w = worker(&g, "w1");
+        assert_eq!(
+            (w.counts.input_records, w.counts.output_records),
+            (500, 400)
+        );
+        assert_eq!(w.counts.processed_count, 500);
+        let g = g.then(&[worker_metrics("w1", "s1", 14.0, 4, 600, 450)]);
+        let w = worker(&g, "w1");
+        assert_eq!(
+            (w.counts.input_records, w.counts.output_records),
+            (600, 450)
+        );
+    }
+
+    #[test]
+    fn a_stop_without_counts_keeps_the_report_counts_and_sets_processed_count() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 11.0, 1, 100, 90),
+            worker_stopped("w1", "s1", 13.0, 3, 130),
+            worker_metrics("w1", "s1", 12.0, 2, 120, 110),
+        ]);
+        let w = worker(&g, "w1");
+        assert_eq!(
+            (
+                w.counts.input_records,
+                w.counts.output_records,
+                w.counts.processed_count
+            ),
+            (120, 110, 130)
+        );
+    }
+
+    #[test]
+    fn health_is_judged_against_the_newest_event_time() {
+        let cases = [
+            (109.9, "HEALTHY"),
+            (110.0, "STALE"),
+            (159.9, "STALE"),
+            (160.0, "LOST"),
+        ];
+        for (now, want) in cases {
+            let g = given(&[
+                worker_started("w1", "s1", 100.0, 1),
+                // Another source moves event time on.
+                worker_metrics("w2", "s1", now, 1, 1, 1),
+            ]);
+            let w = worker(&g, "w1");
+            assert_eq!(w.health(g.job().newest_event_time), want, "at {now}");
+            assert_eq!(w.last_seen, Some(100.0));
+            assert_eq!(
+                worker(&g, "w2").health(g.job().newest_event_time),
+                "HEALTHY"
+            );
+        }
+        let g = given(&[
+            worker_started("w1", "s1", 100.0, 1),
+            worker_stopped("w1", "s1", 101.0, 2, 0),
+            worker_metrics("w2", "s1", 500.0, 1, 1, 1),
+        ]);
+        assert_eq!(worker(&g, "w1").health(g.job().newest_event_time), STOPPED);
+        // Without any event time, a running worker is healthy.
+        assert_eq!(worker(&g, "w2").health(None), "HEALTHY");
+    }
+
+    #[test]
+    fn a_late_message_of_the_worker_never_moves_last_seen_back() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 120.0, 2, 2, 2),
+            worker_metrics("w1", "s1", 100.0, 1, 1, 1),
+        ]);
+        assert_eq!(worker(&g, "w1").last_seen, Some(120.0));
+    }
+
+    #[test]
+    fn an_exception_sent_by_the_stage_lands_on_the_named_worker() {
+        let g = given(&[
+            worker_started("w1", "s1", 10.0, 1),
+            envelope(
+                "exception",
+                "s1",
+                11.0,
+                1,
+                serde_json::json!({
+                    "stage_id": "s1", "worker_id": "w9", "exception_type": "KeyError",
+                    "message": "k", "stacktrace": "",
+                }),
+            ),
+        ]);
+        let w9 = worker(&g, "w9");
+        assert_eq!(w9.worker_id, "w9");
+        assert_eq!(w9.stage_id, "s1");
+        assert_eq!(w9.exception_count, 1);
+        assert_eq!(w9.events[0].event, "exception");
+        assert_eq!(w9.events[0].detail, "KeyError: k");
+        assert_eq!(worker(&g, "w1").exception_count, 0);
+    }
+
+    #[test]
+    fn history_is_in_event_time_order_whatever_the_arrival_order() {
+        let g = given(&[
+            worker_stopped("w1", "s1", 20.0, 3, 5),
+            exception("w1", "s1", 15.0, 2, "E", "boom"),
+            worker_started("w1", "s1", 10.0, 1),
+            // Metrics are not lifecycle.
+            worker_metrics("w1", "s1", 12.0, 4, 5, 5),
+        ]);
+        let w = worker(&g, "w1");
+        let got: Vec<(f64, &str, u64)> = w
+            .events
+            .iter()
+            .map(|e| (e.timestamp, e.event.as_str(), e.offset))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (10.0, "worker_started", 3),
+                (15.0, "exception", 2),
+                (20.0, "worker_stopped", 1),
+            ]
+        );
+        assert_eq!(
+            w.events[2].detail,
+            "reason scale_down, processed 5, errors 1"
+        );
+        assert_eq!(w.status, STOPPED);
+        assert_eq!(w.start_time, Some(10.0));
+    }
+
+    #[test]
+    fn the_start_time_is_the_earliest_sign_of_the_worker() {
+        let g = given(&[
+            worker_metrics("w1", "s1", 12.0, 3, 5, 5),
+            worker_metrics("w1", "s1", 11.0, 2, 4, 4),
+        ]);
+        assert_eq!(worker(&g, "w1").start_time, Some(11.0));
+        let g = g.then(&[worker_started("w1", "s1", 10.0, 1)]);
+        assert_eq!(worker(&g, "w1").start_time, Some(10.0));
+    }
+
+    #[test]
+    fn dead_letters_and_duplicates_touch_no_worker() {
+        let m = worker_metrics("w1", "s1", 11.0, 1, 4, 4);
+        let g = given(std::slice::from_ref(&m));
+        let before = worker(&g, "w1");
+        let g = g.then(&[m, dead("bad json")]);
+        assert_eq!(worker(&g, "w1"), before);
+        assert!(!g.changed().iter().any(|(v, _)| *v == "worker"));
     }
 }

@@ -1,0 +1,216 @@
+//! Golden replay: every recorded stream under `replay-fixtures/` replayed
+//! through the real engine into SlateDB, its API answers compared with the
+//! reviewed `expected.json` beside it. Also: replaying twice, and with other
+//! batch sizes, yields byte-identical answers. `UPDATE_GOLDEN=1` rewrites the
+//! expected files (review the diff before committing).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sundial::api;
+use sundial::replay::replay_file;
+use sundial::storage::Storage;
+use sundial::view_store::{Handle, ViewStore};
+
+/// (fixture folder, job id, stream file)
+const FIXTURES: &[(&str, &str, &str)] = &[
+    ("autoscale-completed", "fx_autoscale", "events.ndjson"),
+    ("exception-storm-failed", "fx_storm", "events.ndjson"),
+    ("lineage-50k", "fx_lineage", "events.ndjson.gz"),
+    ("msgpack-realistic", "fx_msgpack", "events.msgpack"),
+];
+
+fn fixture(dir: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("replay-fixtures")
+        .join(dir)
+}
+
+/// Replays a fixture into a fresh store and renders every answer.
+async fn replay_snapshot(dir: &str, job: &str, file: &str, batch: usize) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = Storage::from_url(tmp.path().to_str().unwrap()).unwrap();
+    let input = fixture(dir).join(file);
+    let (attempt, summary) = replay_file(
+        &storage,
+        job,
+        Some("golden"),
+        input.to_str().unwrap(),
+        batch,
+    )
+    .await
+    .unwrap();
+    assert!(summary.totals.records > 0);
+    let reader = storage.open_reader(job, &attempt).await.unwrap();
+    let store = ViewStore::open(Handle::Reader(Arc::new(reader)), job, &attempt)
+        .await
+        .unwrap();
+    let snap = api::snapshot(&store).await.unwrap();
+    serde_json::to_string_pretty(&snap).unwrap() + "\n"
+}
+
+/// Contract §2 facts every snapshot must satisfy, whatever the stream.
+fn assert_invariants(dir: &str, snap: &serde_json::Value) {
+    let job = &snap["job"];
+    let stages = snap["stages"]["items"].as_array().unwrap();
+    let workers = snap["workers"].as_object().unwrap();
+    let sum = |items: &[serde_json::Value], f: &str| {
+        items.iter().map(|v| v[f].as_u64().unwrap()).sum::<u64>()
+    };
+    assert_eq!(
+        job["total_input_records"].as_u64().unwrap(),
+        sum(stages, "input_records"),
+        "{dir}: job totals sum the stages"
+    );
+    assert_eq!(
+        job["total_output_records"].as_u64().unwrap(),
+        sum(stages, "output_records"),
+        "{dir}"
+    );
+    for st in stages {
+        let id = st["stage_id"].as_str().unwrap();
+        let mine: Vec<serde_json::Value> = workers
+            .values()
+            .filter(|w| w["stage_id"] == id)
+            .cloned()
+            .collect();
+        assert_eq!(
+            st["input_records"].as_u64().unwrap(),
+            sum(&mine, "input_records"),
+            "{dir}/{id}: stage = sum of ALL its workers"
+        );
+        assert_eq!(
+            st["output_records"].as_u64().unwrap(),
+            sum(&mine, "output_records"),
+            "{dir}/{id}"
+        );
+        assert_eq!(
+            st["total_workers"].as_u64().unwrap(),
+            mine.len() as u64,
+            "{dir}/{id}"
+        );
+        let running = mine.iter().filter(|w| w["status"] == "RUNNING").count() as u64;
+        assert_eq!(
+            st["worker_count"].as_u64().unwrap(),
+            running,
+            "{dir}/{id}: worker_count = running"
+        );
+        if job["status"] != "RUNNING" {
+            assert_ne!(
+                st["status"], "RUNNING",
+                "{dir}/{id}: stages settle when the job ends"
+            );
+        }
+    }
+    let c = &snap["checkpoints"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    assert_eq!(
+        n(&c["completed"]) + n(&c["failed"]) + n(&c["in_progress"]),
+        n(&c["count"]),
+        "{dir}"
+    );
+    assert_eq!(
+        c["history"].as_array().unwrap().len() as u64,
+        n(&c["count"]),
+        "{dir}"
+    );
+    let ex = &snap["exception_summary"];
+    let by_type: u64 = ex["by_type"].as_object().unwrap().values().map(n).sum();
+    assert_eq!(
+        n(&ex["total"]),
+        n(&job["exception_count"]),
+        "{dir}: exceptions are never trimmed"
+    );
+    assert_eq!(by_type, n(&ex["total"]), "{dir}");
+    assert_eq!(
+        n(&snap["dead_letters"]["total"]),
+        n(&job["dead_letter_count"]),
+        "{dir}"
+    );
+    assert!(
+        n(&job["dead_letter_count"]) > 0 && n(&job["duplicate_count"]) > 0,
+        "{dir}: fixtures carry anomalies"
+    );
+    assert_eq!(
+        n(&snap["lineage"]["total"]),
+        n(&job["split_count"]),
+        "{dir}"
+    );
+    let times = |list: &serde_json::Value| -> Vec<f64> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["timestamp"].as_f64().unwrap())
+            .collect()
+    };
+    let tl = times(&snap["timeline"]);
+    assert!(
+        tl.windows(2).all(|w| w[0] <= w[1]),
+        "{dir}: timeline in event-time order"
+    );
+    let exs = times(&snap["exceptions"]);
+    assert!(
+        exs.windows(2).all(|w| w[0] >= w[1]),
+        "{dir}: exceptions newest first"
+    );
+}
+
+async fn check(dir: &str, job: &str, file: &str) {
+    let got = replay_snapshot(dir, job, file, 4096).await;
+    assert_invariants(dir, &serde_json::from_str(&got).unwrap());
+    let path = fixture(dir).join("expected.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 once)", path.display()));
+    if got != want {
+        let at = got
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "{dir}: answers differ from expected.json at line {}:\n got: {}\nwant: {}",
+            at + 1,
+            got.lines().nth(at).unwrap_or(""),
+            want.lines().nth(at).unwrap_or("")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscale_completed_matches_golden() {
+    let (d, j, f) = FIXTURES[0];
+    check(d, j, f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exception_storm_failed_matches_golden() {
+    let (d, j, f) = FIXTURES[1];
+    check(d, j, f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lineage_50k_matches_golden() {
+    let (d, j, f) = FIXTURES[2];
+    check(d, j, f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgpack_realistic_matches_golden() {
+    let (d, j, f) = FIXTURES[3];
+    check(d, j, f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_is_byte_identical_twice_and_across_batch_sizes() {
+    for &(d, j, f) in &[FIXTURES[0], FIXTURES[3]] {
+        let a = replay_snapshot(d, j, f, 4096).await;
+        let b = replay_snapshot(d, j, f, 4096).await;
+        assert_eq!(a, b, "{d}: two replays differ");
+        let c = replay_snapshot(d, j, f, 97).await;
+        assert_eq!(a, c, "{d}: batch size changed the views");
+    }
+}
