@@ -411,7 +411,7 @@ pub async fn exception_summary(store: &ViewStore) -> ApiResult {
     let total: u64 = groups.iter().map(|g| g.count).sum();
     let mut sorted: Vec<&_> = groups.iter().collect();
     // Most frequent first; key order (stable sort) breaks ties.
-    sorted.sort_by(|a, b| b.count.cmp(&a.count));
+    sorted.sort_by_key(|g| std::cmp::Reverse(g.count));
     let groups: Vec<Value> = sorted
         .into_iter()
         .map(|g| {

@@ -48,6 +48,35 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
     );
     std::hint::black_box(ok);
 
+    let decoded: Vec<_> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            codec::decode(r, None, "bench")
+                .map_err(|reason| codec::dead_letter(r, reason, 0, i as i64))
+        })
+        .collect();
+    let t = Instant::now();
+    let mut p = Projector::new(true);
+    for (i, d) in decoded.iter().enumerate() {
+        let entry = match d {
+            Ok(m) => Entry::Valid(m),
+            Err(dl) => Entry::Dead(dl),
+        };
+        p.apply(i as u64 + 1, entry);
+        if i % DEFAULT_BATCH == DEFAULT_BATCH - 1 {
+            p.drain_dirty(&mut |_, _, b| {
+                std::hint::black_box(b);
+            });
+        }
+    }
+    println!(
+        "apply only 1 core:   {}",
+        rate(records.len(), t.elapsed().as_secs_f64())
+    );
+    drop(p);
+    drop(decoded);
+
     let t = Instant::now();
     let mut p = Projector::new(true);
     for (i, r) in records.iter().enumerate() {

@@ -61,6 +61,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Q {
         let RawQuery(raw) = RawQuery::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad(e.to_string()))?;
+        // The decoder takes a stray `%` literally; a malformed escape is a 400.
+        let hex2 = |s: &str| {
+            s.get(..2)
+                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        if raw
+            .as_deref()
+            .is_some_and(|r| !r.split('%').skip(1).all(hex2))
+        {
+            return Err(ApiError::bad(
+                "bad query string: a % must start a %XX escape",
+            ));
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::bad(format!("bad query string: {e}")))?;
         Ok(Q(pairs.into_iter().collect::<HashMap<_, _>>()))

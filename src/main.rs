@@ -3,6 +3,11 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: the ingest loop allocates and frees many small strings and rows;
+/// glibc malloc took ~15 % of the decode+apply profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use sundial::cli::{Cli, Command};
 use sundial::error::ErrorKind;

@@ -223,9 +223,16 @@ impl Projection for MetricsView {
                 worker.last = Some(report);
                 win.input_delta += din;
                 win.output_delta += dout;
-                let e = win.per_worker.entry(msg.source_id.to_string()).or_default();
-                e.0 += din;
-                e.1 += dout;
+                match win.per_worker.get_mut(msg.source_id.as_ref()) {
+                    Some(e) => {
+                        e.0 += din;
+                        e.1 += dout;
+                    }
+                    None => {
+                        win.per_worker
+                            .insert(msg.source_id.to_string(), (din, dout));
+                    }
+                }
             }
         }
     }

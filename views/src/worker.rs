@@ -135,7 +135,7 @@ impl Projection for WorkerView {
             Payload::WorkerStarted(p) => {
                 row.start_time = Some(row.start_time.map_or(ts, |s| s.min(ts)));
                 if row.counts.ts.is_none() {
-                    row.assigned_partitions = p.assigned_partitions.clone();
+                    row.assigned_partitions.clone_from(&p.assigned_partitions);
                 }
                 row.record(
                     msg,
@@ -167,7 +167,7 @@ impl Projection for WorkerView {
                     processing_time: p.processing_time.0,
                     stop: None,
                 }) {
-                    row.assigned_partitions = p.assigned_partitions.clone();
+                    row.assigned_partitions.clone_from(&p.assigned_partitions);
                     row.cpu_percent = p.cpu_percent.map(|v| v.0).or(row.cpu_percent);
                     row.memory_bytes = p.memory_bytes.or(row.memory_bytes);
                     row.gpu_percent = p.gpu_percent.map(|v| v.0).or(row.gpu_percent);
