@@ -89,7 +89,7 @@ impl Page {
                     ApiError::bad(format!("page={s:?}: use a whole number from 1"))
                 })?,
             };
-        let page_size = match p.get("page_size") {
+        let page_size = match p.get("page_size").filter(|s| !s.is_empty()) {
             None => 100,
             Some(s) => s
                 .parse::<u64>()

@@ -44,6 +44,39 @@ pub struct Totals {
     pub batches: u64,
 }
 
+/// Batches at least this big are decoded on two threads.
+const PARALLEL_DECODE_MIN: usize = 1024;
+
+type Decoded<'a> = std::result::Result<Message<'a>, DeadLetter>;
+
+fn decode_one<'a>(r: &'a SourceRecord, job_id: &str) -> Decoded<'a> {
+    codec::decode(&r.value, r.content_type.as_deref(), job_id)
+        .map_err(|reason| codec::dead_letter(&r.value, reason, r.partition, r.offset))
+}
+
+/// Decodes a batch in order; big batches in two halves at once (decoding is
+/// pure and the costliest step, and the projection after it is serial).
+fn decode_batch<'a>(batch: &'a [SourceRecord], job_id: &str) -> Vec<Decoded<'a>> {
+    if batch.len() < PARALLEL_DECODE_MIN {
+        return batch.iter().map(|r| decode_one(r, job_id)).collect();
+    }
+    let (head, tail) = batch.split_at(batch.len() / 2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            tail.iter()
+                .map(|r| decode_one(r, job_id))
+                .collect::<Vec<_>>()
+        });
+        let mut out: Vec<Decoded<'a>> = head.iter().map(|r| decode_one(r, job_id)).collect();
+        match other.join() {
+            Ok(rest) => out.extend(rest),
+            // The decoder never panics; if it ever did, decode serially.
+            Err(_) => out.extend(tail.iter().map(|r| decode_one(r, job_id))),
+        }
+        out
+    })
+}
+
 fn entry<'m, 'a>(d: &'m std::result::Result<Message<'a>, DeadLetter>) -> Entry<'m, 'a> {
     match d {
         Ok(m) => Entry::Valid(m),
@@ -118,13 +151,7 @@ impl Engine {
         if batch.is_empty() {
             return Ok(());
         }
-        let decoded: Vec<std::result::Result<Message, DeadLetter>> = batch
-            .iter()
-            .map(|r| {
-                codec::decode(&r.value, r.content_type.as_deref(), &self.job_id)
-                    .map_err(|reason| codec::dead_letter(&r.value, reason, r.partition, r.offset))
-            })
-            .collect();
+        let decoded = decode_batch(batch, &self.job_id);
         let first = self.position.next_seq;
         self.load_missing(first, decoded.iter().map(entry)).await?;
         for (i, d) in decoded.iter().enumerate() {

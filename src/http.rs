@@ -268,8 +268,13 @@ job_item_route!(stage_workers, "stage_workers", |store, id, q| api::workers(
 job_item_route!(worker, "worker", |store, id, q| api::worker(&store, &id));
 job_item_route!(split, "split", |store, id, q| api::split(&store, &id));
 
-async fn attempts(State(s): State<AppState>, P(job): P<String>) -> Result<Json<Value>, ApiError> {
+async fn attempts(
+    State(s): State<AppState>,
+    P(job): P<String>,
+    Q(q): Q,
+) -> Result<Json<Value>, ApiError> {
     let r = async {
+        let page = api::Page::from_params(&q)?;
         let list = s.catalog.attempts(&job).await?;
         if list.is_empty() {
             return Err(ApiError::not_found(format!("job {job:?} not found")));
@@ -285,7 +290,9 @@ async fn attempts(State(s): State<AppState>, P(job): P<String>) -> Result<Json<V
                 "log_offset": j.log_offset,
             }));
         }
-        Ok(json!({"job_id": job, "items": items}))
+        let mut v = page.cut(items);
+        v["job_id"] = json!(job);
+        Ok(v)
     }
     .await;
     done(&s, "attempts", r)

@@ -12,7 +12,7 @@ use crate::source::file::FileSource;
 use crate::storage::Storage;
 
 /// Records per ingest batch (one log segment, one SlateDB write).
-pub const DEFAULT_BATCH: usize = 4096;
+pub const DEFAULT_BATCH: usize = 16_384;
 
 /// What a replay did.
 #[derive(Debug, Clone, Copy)]

@@ -42,6 +42,7 @@ fn key_hash(key: &str) -> u64 {
 use crate::projection::{decode_row, encode_row, Input, Keys, Projection};
 
 struct Slot<R> {
+    key: Box<str>,
     row: R,
     dirty: bool,
     used: u64,
@@ -55,6 +56,8 @@ pub struct ViewCache<P: Projection> {
     keys: Keys,
     taken: Vec<P::Row>,
     positions: Vec<usize>,
+    /// Positions of the rows changed since the last drain.
+    dirty: Vec<usize>,
     /// True when the store held no row of this view when the cache started,
     /// so a key never evicted is a new row, never one to load.
     complete: bool,
@@ -73,6 +76,7 @@ impl<P: Projection> ViewCache<P> {
             keys: Keys::default(),
             taken: Vec::new(),
             positions: Vec::new(),
+            dirty: Vec::new(),
             complete,
             evicted: HashSet::new(),
             generation: 1,
@@ -102,6 +106,7 @@ impl<P: Projection> ViewCache<P> {
                     let p = self.slots.len();
                     self.index.insert(key.into(), p);
                     self.slots.push(Slot {
+                        key: key.into(),
                         row: P::Row::default(),
                         dirty: false,
                         used: 0,
@@ -115,7 +120,10 @@ impl<P: Projection> ViewCache<P> {
             }
             self.positions.push(pos);
             let slot = &mut self.slots[pos];
-            slot.dirty = true;
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(pos);
+            }
             slot.used = self.generation;
         }
         if let [pos] = self.positions[..] {
@@ -187,6 +195,7 @@ impl<P: Projection> DynView for ViewCache<P> {
         };
         self.index.insert(key.into(), self.slots.len());
         self.slots.push(Slot {
+            key: key.into(),
             row,
             dirty: false,
             used: self.generation,
@@ -200,19 +209,15 @@ impl<P: Projection> DynView for ViewCache<P> {
 
     fn drain_dirty(&mut self, out: &mut dyn FnMut(&str, Vec<u8>)) {
         // Sorted keys keep the write order (and so the batch) deterministic.
-        let mut dirty: Vec<(&str, usize)> = self
-            .index
-            .iter()
-            .filter(|(_, &p)| self.slots[p].dirty)
-            .map(|(k, &p)| (k.as_ref(), p))
-            .collect();
-        dirty.sort_unstable();
-        for (key, pos) in dirty {
-            out(key, encode_row(&self.slots[pos].row));
-        }
-        for slot in &mut self.slots {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable_by(|a, b| self.slots[*a].key.cmp(&self.slots[*b].key));
+        for &pos in &dirty {
+            let slot = &mut self.slots[pos];
             slot.dirty = false;
+            out(&slot.key, encode_row(&slot.row));
         }
+        dirty.clear();
+        self.dirty = dirty;
         self.generation += 1;
     }
 
@@ -230,20 +235,19 @@ impl<P: Projection> DynView for ViewCache<P> {
                 used[used.len() - keep]
             }
         };
-        let old_index = std::mem::take(&mut self.index);
         let old_slots = std::mem::take(&mut self.slots);
-        let mut by_pos: Vec<Option<Box<str>>> = vec![None; old_slots.len()];
-        for (k, p) in old_index {
-            by_pos[p] = Some(k);
-        }
-        for (slot, key) in old_slots.into_iter().zip(by_pos) {
-            if let Some(key) = key {
-                if slot.dirty || slot.used >= keep_from {
-                    self.index.insert(key, self.slots.len());
-                    self.slots.push(slot);
-                } else if self.complete {
-                    self.evicted.insert(key_hash(&key));
+        self.index.clear();
+        self.dirty.clear();
+        for slot in old_slots {
+            if slot.dirty || slot.used >= keep_from {
+                let pos = self.slots.len();
+                self.index.insert(slot.key.clone(), pos);
+                if slot.dirty {
+                    self.dirty.push(pos);
                 }
+                self.slots.push(slot);
+            } else if self.complete {
+                self.evicted.insert(key_hash(&slot.key));
             }
         }
     }
