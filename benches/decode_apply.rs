@@ -11,6 +11,10 @@ use sundial_views::Projector;
 
 const EVENTS: usize = 50_000;
 
+/// The same allocator as the `sundial` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn records() -> Vec<Vec<u8>> {
     let cfg = SimConfig::new("bench", Scenario::Realistic, EVENTS);
     simulate::simulate(&cfg).collect()

@@ -19,7 +19,6 @@ pub struct Counts {
     pub processing_time: f64,
     /// The newest `worker_stopped` without counts: its event time and final
     /// `processed_count`, which an older report taken later must not undo.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop: Option<(f64, u64)>,
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::counts::Counts;
 use crate::event::{Message, Payload};
-use crate::projection::{Input, Keys, Projection};
+use crate::projection::{ascii, dec20, Input, Keys, Projection};
 
 /// Window length in event seconds.
 pub const WINDOW_S: f64 = 1.0;
@@ -33,7 +33,6 @@ pub struct MetricsRow {
     pub backpressure: Option<(f64, bool)>,
     pub reported_throughput: Option<(f64, Option<f64>, Option<f64>)>,
     /// For a worker row: the newest report already counted.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last: Option<Counts>,
 }
 
@@ -161,12 +160,14 @@ impl Projection for MetricsView {
         let win = window_of(msg.timestamp);
         match &msg.payload {
             Payload::StageMetrics(_) | Payload::Backpressure(_) => {
-                keys.push_fmt(format_args!("s\u{1f}{}\u{1f}{win:020}", msg.source_id));
+                let w = dec20(win as u64);
+                keys.push_parts(&["s\u{1f}", &msg.source_id, "\u{1f}", ascii(&w)]);
             }
             _ => {
                 if let Some((stage, _)) = counts_of(msg) {
-                    keys.push_fmt(format_args!("s\u{1f}{stage}\u{1f}{win:020}"));
-                    keys.push_fmt(format_args!("w\u{1f}{}", msg.source_id));
+                    let w = dec20(win as u64);
+                    keys.push_parts(&["s\u{1f}", stage, "\u{1f}", ascii(&w)]);
+                    keys.push_parts(&["w\u{1f}", &msg.source_id]);
                 }
             }
         }

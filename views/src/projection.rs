@@ -77,6 +77,14 @@ impl Keys {
         self.ends.push(self.buf.len());
     }
 
+    /// Adds a key made of string parts (cheaper than `push_fmt`).
+    pub fn push_parts(&mut self, parts: &[&str]) {
+        for p in parts {
+            self.buf.push_str(p);
+        }
+        self.ends.push(self.buf.len());
+    }
+
     /// Adds a key made of formatted parts.
     pub fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) {
         let _ = self.buf.write_fmt(args);
@@ -140,10 +148,39 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, input: &Input, rows: &mut [Self::Row]);
 }
 
-/// Encodes a row for storage (MessagePack with field names, so fields can be added).
+/// Encodes a row for storage: compact MessagePack (structs as arrays). Rows
+/// are `#[serde(default)]`, so a field added at the end of a row type still
+/// reads older rows. Row fields must never be skipped when serializing (that
+/// would shift the array positions).
 pub fn encode_row<R: Serialize>(row: &R) -> Vec<u8> {
-    // Rows are plain data with string keys: serialization cannot fail.
-    rmp_serde::to_vec_named(row).unwrap_or_default()
+    // Rows are plain data: serialization cannot fail.
+    rmp_serde::to_vec(row).unwrap_or_default()
+}
+
+/// `n` as 16 lowercase hex digits, for keys that sort by number.
+pub fn hex16(n: u64) -> [u8; 16] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'0'; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = DIGITS[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
+}
+
+/// `n` as 20 zero-padded decimal digits, for keys that sort by number.
+pub fn dec20(n: u64) -> [u8; 20] {
+    let mut out = [b'0'; 20];
+    let mut v = n;
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out
+}
+
+/// The ASCII digits of `hex16`/`dec20` as a `&str`.
+pub fn ascii(digits: &[u8]) -> &str {
+    std::str::from_utf8(digits).unwrap_or_default()
 }
 
 /// Decodes a stored row.

@@ -21,7 +21,7 @@ pub struct Run {
     pub distinct: u64,
     /// Oldest event time seen in the run: a message older than a restart
     /// may be a late arrival of an earlier run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub first_ts: Option<f64>,
 }
 
@@ -43,9 +43,7 @@ pub struct Seen {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SequenceRow {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<Run>,
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub seen: std::collections::BTreeMap<u64, Vec<Seen>>,
 }
 
@@ -131,12 +129,14 @@ impl Projection for Sequences {
             crate::Record::Dead(_) => return,
         };
         if let Some(seq) = msg.sequence {
-            keys.push_fmt(format_args!("r\u{1f}{}", msg.source_id));
-            keys.push_fmt(format_args!(
-                "c\u{1f}{}\u{1f}{:016x}",
-                msg.source_id,
-                seq / CHUNK
-            ));
+            keys.push_parts(&["r\u{1f}", &msg.source_id]);
+            let chunk = crate::projection::hex16(seq / CHUNK);
+            keys.push_parts(&[
+                "c\u{1f}",
+                &msg.source_id,
+                "\u{1f}",
+                crate::projection::ascii(&chunk),
+            ]);
         }
     }
 
