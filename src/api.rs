@@ -175,7 +175,9 @@ fn job_json(store: &ViewStore, job: &JobRow, stages: &[StageRow]) -> Value {
     })
 }
 
-trait StatusOrRunning {
+/// The job's status, RUNNING before any message set one.
+pub trait StatusOrRunning {
+    /// RUNNING, COMPLETED or FAILED.
     fn status_or_running(&self) -> &str;
 }
 

@@ -14,6 +14,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Project a job's Kafka topic into an attempt and serve it live.
+    Project(ProjectArgs),
     /// Rebuild an attempt's log and views from a recorded stream.
     Replay(ReplayArgs),
     /// Serve every job and attempt under a storage URL, read-only.
@@ -22,7 +24,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Simulate a realistic job, replay it into ./sundial-data and serve it.
     Demo(DemoArgs),
-    /// Measure decode, apply, storage and replay rates on this machine.
+    /// Measure decode, apply, storage and replay rates on this machine
+    /// (with --brokers: the daemon's consume rate and latency).
     Bench(BenchArgs),
 }
 
@@ -35,6 +38,61 @@ pub struct BenchArgs {
     /// Scratch directory (emptied first).
     #[arg(long, default_value = "./sundial-bench")]
     pub dir: String,
+    /// Measure the projector daemon against this Kafka broker instead.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Records per second of the latency run (with --brokers).
+    #[arg(long, default_value_t = 10_000)]
+    pub latency_rate: u64,
+}
+
+/// `sundial project`.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Job id (the topic is {job}_state unless --topic is given).
+    #[arg(long, env = "SUNDIAL_JOB")]
+    pub job: String,
+    /// Kafka bootstrap servers, host:port[,host:port…].
+    #[arg(long, env = "SUNDIAL_BROKERS")]
+    pub brokers: String,
+    /// Storage URL: a path, file://…, s3://bucket/prefix or memory://.
+    #[arg(long, env = "SUNDIAL_STORAGE")]
+    pub storage: String,
+    /// Topic to consume (default {job}_state).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Attempt id to write (default: the latest attempt fed from this topic,
+    /// so a restart resumes it; else a new one).
+    #[arg(long)]
+    pub attempt: Option<String>,
+    /// Start a new attempt even if one is fed from this topic already.
+    #[arg(long, conflicts_with = "attempt")]
+    pub new_attempt: bool,
+    /// Address of the live HTTP API (`none` to serve nothing).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "SUNDIAL_HTTP")]
+    pub http: String,
+    /// Records per atomic batch at most.
+    #[arg(long, default_value_t = crate::project::DEFAULT_BATCH_MAX)]
+    pub batch_max: usize,
+    /// Milliseconds to wait for more records after a batch's first one.
+    #[arg(long, default_value_t = 20)]
+    pub linger_ms: u64,
+    /// After job_completed/job_failed, exit once the topic was quiet this
+    /// many seconds (0 = keep running until a signal).
+    #[arg(long, default_value_t = 30.0)]
+    pub exit_after_end_secs: f64,
+    /// How to get back to the stored position: `reread` each partition from
+    /// its start and skip what was applied (correct on every broker), or
+    /// `seek` to it (faster; for brokers that serve fetches from the middle
+    /// of a record batch — Tansu 0.6 does not).
+    #[arg(long, default_value = "reread")]
+    pub resume: String,
+    /// Extra librdkafka property, key=value (repeatable).
+    #[arg(long = "kafka-property")]
+    pub kafka_property: Vec<String>,
+    /// Lease heartbeat in ms: a restart after a crash waits three of them.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub lease_ms: u64,
 }
 
 /// `sundial replay`.

@@ -3,15 +3,18 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::catalog::Catalog;
-use crate::cli::{DemoArgs, ReplayArgs, ServeArgs, SimulateArgs};
+use crate::cli::{DemoArgs, ProjectArgs, ReplayArgs, ServeArgs, SimulateArgs};
 use crate::engine::SourceRecord;
 use crate::error::{Error, Result};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::project::ProjectOptions;
 use crate::replay::{self, DEFAULT_BATCH};
 use crate::simulate::{self, Scenario, SimConfig};
+use crate::source::kafka::KafkaConfig;
 use crate::storage::Storage;
 
 /// `sundial replay`.
@@ -23,12 +26,53 @@ pub async fn replay(a: ReplayArgs) -> Result<()> {
     Ok(())
 }
 
+/// `sundial project`.
+pub async fn project(a: ProjectArgs) -> Result<()> {
+    let storage = Storage::from_url(&a.storage)?;
+    crate::storage::validate_id("job id", &a.job)?;
+    let resume = a
+        .resume
+        .parse()
+        .map_err(|e: String| Error::invalid("resume", e))?;
+    let mut extra = Vec::new();
+    for kv in &a.kafka_property {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::invalid("kafka property", format!("{kv:?}: use key=value")))?;
+        extra.push((k.to_owned(), v.to_owned()));
+    }
+    let topic = a.topic.unwrap_or_else(|| format!("{}_state", a.job));
+    let opts = ProjectOptions {
+        kafka: KafkaConfig {
+            brokers: a.brokers,
+            group_id: format!("sundial-{}", a.job),
+            topic,
+            resume,
+            extra,
+        },
+        job: a.job.clone(),
+        storage,
+        attempt: a.attempt,
+        new_attempt: a.new_attempt,
+        http: (a.http != "none").then_some(a.http),
+        batch_max: a.batch_max.max(1),
+        linger: Duration::from_millis(a.linger_ms),
+        exit_after_end: (a.exit_after_end_secs > 0.0)
+            .then(|| Duration::from_secs_f64(a.exit_after_end_secs)),
+        lease_interval: Duration::from_millis(a.lease_ms.max(50)),
+    };
+    let (attempt, summary) = crate::project::run(opts, shutdown_signal()).await?;
+    println!("job={} attempt={attempt} {summary}", a.job);
+    Ok(())
+}
+
 /// `sundial serve`.
 pub async fn serve(a: ServeArgs) -> Result<()> {
     let storage = Storage::from_url(&a.storage)?;
     let state = AppState {
         catalog: Arc::new(Catalog::new(storage)),
         metrics: Arc::new(Metrics::default()),
+        live: None,
     };
     http::serve(state, &a.http, shutdown_signal()).await
 }

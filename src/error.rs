@@ -30,6 +30,12 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("corrupt stored data at key={key}: {detail}")]
     Corrupt { key: String, detail: String },
+    #[error("busy: job={job} attempt={attempt} is being projected by {holder}; stop that projector first, or pass another --attempt")]
+    Busy {
+        job: String,
+        attempt: String,
+        holder: String,
+    },
     #[error("fenced: another writer opened this attempt (job={job} attempt={attempt}); only one projector may write an attempt")]
     Fenced { job: String, attempt: String },
 }
@@ -54,7 +60,7 @@ impl Error {
                 _ => ErrorKind::Fatal,
             },
             Error::ObjectStore(_) | Error::Io(_) => ErrorKind::Transient,
-            Error::Corrupt { .. } | Error::Fenced { .. } => ErrorKind::Fatal,
+            Error::Corrupt { .. } | Error::Fenced { .. } | Error::Busy { .. } => ErrorKind::Fatal,
         }
     }
 

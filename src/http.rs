@@ -28,6 +28,18 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub metrics: Arc<Metrics>,
+    /// The job a live projector in this process writes, if any: its
+    /// `/stream` wakes on each commit instead of polling.
+    pub live: Option<LiveFeed>,
+}
+
+/// Commit notifications of the live projector.
+#[derive(Clone)]
+pub struct LiveFeed {
+    pub job: String,
+    pub attempt: String,
+    /// The log offset after each commit.
+    pub offsets: tokio::sync::watch::Receiver<u64>,
 }
 
 impl IntoResponse for ApiError {
@@ -308,17 +320,31 @@ async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let store = resolve(&s, &job, &q).await?;
     s.metrics.request("stream", 200);
-    let events = futures::stream::unfold((store, None::<u64>), |(store, last)| async move {
-        loop {
-            let offset = store.job().await.map(|j| j.log_offset).ok();
-            if offset.is_some() && offset != last {
-                let data = api::job(&store).await.unwrap_or_default();
-                let ev = Event::default().event("view").data(data.to_string());
-                return Some((Ok(ev), (store, offset)));
+    let feed = s
+        .live
+        .filter(|l| l.job == job && l.attempt == store.meta.attempt_id)
+        .map(|l| l.offsets);
+    let events = futures::stream::unfold(
+        (store, None::<u64>, feed),
+        |(store, last, mut feed)| async move {
+            loop {
+                let offset = store.job().await.map(|j| j.log_offset).ok();
+                if offset.is_some() && offset != last {
+                    let data = api::job(&store).await.unwrap_or_default();
+                    let ev = Event::default().event("view").data(data.to_string());
+                    return Some((Ok(ev), (store, offset, feed)));
+                }
+                match feed.as_mut() {
+                    Some(rx) => {
+                        if rx.changed().await.is_err() {
+                            feed = None;
+                        }
+                    }
+                    None => tokio::time::sleep(STREAM_POLL).await,
+                }
             }
-            tokio::time::sleep(STREAM_POLL).await;
-        }
-    });
+        },
+    );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -331,6 +357,15 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| crate::error::Error::invalid("http address", format!("{addr}: {e}")))?;
+    serve_listener(state, listener, shutdown).await
+}
+
+/// Serves `router` on a bound listener until `shutdown` resolves.
+pub async fn serve_listener(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> crate::error::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "serving http");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_kafka;
 pub mod catalog;
 pub mod cli;
 pub mod codec;
@@ -13,7 +14,9 @@ pub mod engine;
 pub mod error;
 pub mod event_log;
 pub mod http;
+pub mod lease;
 pub mod metrics;
+pub mod project;
 pub mod replay;
 pub mod simulate;
 pub mod source;

@@ -31,11 +31,15 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
+            Command::Project(a) => sundial::commands::project(a).await,
             Command::Replay(a) => sundial::commands::replay(a).await,
             Command::Serve(a) => sundial::commands::serve(a).await,
             Command::Simulate(a) => sundial::commands::simulate(a).await,
             Command::Demo(a) => sundial::commands::demo(a).await,
-            Command::Bench(a) => sundial::bench::run(a.events, &a.dir).await,
+            Command::Bench(a) => match &a.brokers {
+                Some(b) => sundial::bench_kafka::run(b, a.events, &a.dir, a.latency_rate).await,
+                None => sundial::bench::run(a.events, &a.dir).await,
+            },
         }
     });
     match result {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use slatedb::config::DbReaderOptions;
 use slatedb::object_store::path::Path;
-use slatedb::object_store::{memory::InMemory, ObjectStore};
+use slatedb::object_store::{memory::InMemory, ObjectStore, ObjectStoreExt};
 use slatedb::{Db, DbReader, DbReaderMode, Settings};
 
 use crate::error::{Error, Result};
@@ -148,6 +148,44 @@ impl Storage {
                 .build()
                 .await?,
         )
+    }
+
+    /// A small object beside an attempt's database (`{job}/{attempt}/{name}`),
+    /// or `None` when absent.
+    pub async fn get_object(
+        &self,
+        job: &str,
+        attempt: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let path = self.db_path(job, attempt).join(name);
+        match self.store.get(&path).await {
+            Ok(r) => Ok(Some(r.bytes().await?.to_vec())),
+            Err(slatedb::object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a small object beside an attempt's database.
+    pub async fn put_object(
+        &self,
+        job: &str,
+        attempt: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        let path = self.db_path(job, attempt).join(name);
+        self.store.put(&path, bytes.into()).await?;
+        Ok(())
+    }
+
+    /// Deletes a small object beside an attempt's database (absent is fine).
+    pub async fn delete_object(&self, job: &str, attempt: &str, name: &str) -> Result<()> {
+        let path = self.db_path(job, attempt).join(name);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(slatedb::object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn children(&self, at: &Path) -> Result<Vec<String>> {

@@ -1,4 +1,5 @@
 //! Where records come from: a file or stdin (NDJSON or a MessagePack
-//! stream). The Kafka source joins here.
+//! stream), or a Kafka topic (the projector daemon).
 
 pub mod file;
+pub mod kafka;

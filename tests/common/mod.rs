@@ -242,6 +242,7 @@ fn start() -> Fixture {
                 let state = AppState {
                     catalog: Arc::new(Catalog::new(storage)),
                     metrics: Arc::new(Metrics::default()),
+                    live: None,
                 };
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await

@@ -141,7 +141,7 @@ pub trait Projection: Send + Sync + 'static {
     /// sequence), so rows are never loaded from storage.
     const APPEND_ONLY: bool = false;
     /// One row of the view.
-    type Row: Default + Serialize + DeserializeOwned + Send + 'static;
+    type Row: Default + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// Lists the keys of the rows this input changes (none: not interested).
     fn keys(&self, input: &Input, keys: &mut Keys);
     /// Applies the input to the rows of the listed keys.

@@ -148,7 +148,7 @@ impl<P: Projection> ViewCache<P> {
 }
 
 /// A view driven by the engine without knowing its row type.
-pub trait DynView: Send {
+pub trait DynView: Send + Sync {
     /// The projection's stable name.
     fn name(&self) -> &'static str;
     /// Adds to `out` the keys of this input's rows that must be loaded first.

@@ -1,0 +1,362 @@
+//! `sundial project`: the per-job projector daemon. Consumes every partition
+//! of the job's topic, commits each batch (log segment, changed view rows,
+//! per-partition position) in one SlateDB write, serves the job live over
+//! HTTP and exits cleanly on a signal or after the job ended and went quiet.
+//!
+//! Exactly once: the position only moves inside the batch that applied the
+//! records, and the source drops everything below it on restart.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{self, Params, StatusOrRunning};
+use crate::catalog::Catalog;
+use crate::engine::{Engine, SourceRecord, Totals};
+use crate::error::{Error, Result};
+use crate::event_log::AttemptMeta;
+use crate::http::{self, AppState, LiveFeed};
+use crate::lease::Lease;
+use crate::metrics::{Metrics, StageFigures};
+use crate::replay::{new_attempt_id, now_ms, Summary};
+use crate::source::kafka::{KafkaConfig, KafkaSource, Stats};
+use crate::storage::Storage;
+use crate::view_store::{Handle, ViewStore};
+
+/// Default records per batch.
+pub const DEFAULT_BATCH_MAX: usize = 16_384;
+/// Default wait for more records after the first of a batch.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
+/// Default quiet period after the job ended before the daemon exits.
+pub const DEFAULT_EXIT_AFTER_END: Duration = Duration::from_secs(30);
+
+/// Everything `sundial project` needs.
+pub struct ProjectOptions {
+    pub job: String,
+    pub storage: Storage,
+    pub kafka: KafkaConfig,
+    /// Attempt to write; `None` = the job's latest attempt fed from this
+    /// topic, or a new one.
+    pub attempt: Option<String>,
+    /// Always start a new attempt.
+    pub new_attempt: bool,
+    /// Serve the HTTP API here while running.
+    pub http: Option<String>,
+    pub batch_max: usize,
+    pub linger: Duration,
+    /// Exit this long after the job ended with nothing new (`None`: never).
+    pub exit_after_end: Option<Duration>,
+    pub lease_interval: Duration,
+}
+
+/// Picks the attempt to write: the given one, else the latest attempt fed
+/// from the same topic (so a restart resumes it), else a new one.
+async fn choose_attempt(o: &ProjectOptions, source: &str) -> Result<String> {
+    if let Some(a) = &o.attempt {
+        return Ok(a.clone());
+    }
+    let names = o.storage.list_attempts(&o.job).await?;
+    if !o.new_attempt {
+        let catalog = Catalog::new(o.storage.clone());
+        if let Ok(stores) = catalog.attempts(&o.job).await {
+            if let Some(s) = stores.iter().find(|s| s.meta.source == source) {
+                return Ok(s.meta.attempt_id.clone());
+            }
+        }
+    }
+    Ok(new_attempt_id(&names))
+}
+
+/// Runs the daemon until `shutdown` resolves or the job ended and went
+/// quiet; returns the attempt id and what it ingested.
+pub async fn run(
+    o: ProjectOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(String, Summary)> {
+    crate::storage::validate_id("job id", &o.job)?;
+    let source = format!("kafka:{}", o.kafka.topic);
+    let attempt = choose_attempt(&o, &source).await?;
+    crate::storage::validate_id("attempt id", &attempt)?;
+    // Bind first: a bad address is a usage error before anything is taken.
+    let listener = match &o.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr.clone())
+                .await
+                .map_err(|e| Error::invalid("http address", format!("{addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let lease = Lease::acquire(&o.storage, &o.job, &attempt, o.lease_interval).await?;
+    let result = run_leased(&o, &attempt, &source, listener, &lease, shutdown).await;
+    lease.release().await;
+    result.map(|s| (attempt, s))
+}
+
+async fn run_leased(
+    o: &ProjectOptions,
+    attempt: &str,
+    source: &str,
+    listener: Option<tokio::net::TcpListener>,
+    lease: &Lease,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Summary> {
+    let db = Arc::new(o.storage.open_writer(&o.job, attempt).await?);
+    let meta = AttemptMeta {
+        job_id: o.job.clone(),
+        attempt_id: attempt.to_owned(),
+        created_ms: now_ms(),
+        source: source.to_owned(),
+    };
+    let engine = Engine::open(db.clone(), meta).await?;
+    let store = Arc::new(ViewStore::open(Handle::Writer(db.clone()), &o.job, attempt).await?);
+    let metrics = Arc::new(Metrics::default());
+    let (offset_tx, offset_rx) = watch::channel(store.job().await?.log_offset);
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = listener.map(|l| {
+        let catalog = Arc::new(Catalog::new(o.storage.clone()));
+        catalog.register(store.clone());
+        let state = AppState {
+            catalog,
+            metrics: metrics.clone(),
+            live: Some(LiveFeed {
+                job: o.job.clone(),
+                attempt: attempt.to_owned(),
+                offsets: offset_rx,
+            }),
+        };
+        tokio::spawn(http::serve_listener(state, l, async {
+            let _ = http_stopped.await;
+        }))
+    });
+    tracing::info!(job = %o.job, attempt, topic = %o.kafka.topic, resume_from = ?engine.position().partitions, "projecting");
+    let mut daemon = Daemon {
+        o,
+        engine,
+        store,
+        metrics,
+        offset_tx,
+        stats: Stats::default(),
+        started: Instant::now(),
+        last_gauges: None,
+    };
+    let outcome = daemon.consume(lease, shutdown).await;
+    let _ = stop_http.send(());
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    let flushed = daemon.engine.flush().await;
+    let summary = Summary {
+        totals: daemon.engine.totals(),
+        seconds: daemon.started.elapsed().as_secs_f64(),
+    };
+    drop(daemon);
+    let closed = db.close().await;
+    outcome?;
+    flushed.map_err(|e| fenced_or(e, &o.job, attempt))?;
+    closed.map_err(|e| fenced_or(e.into(), &o.job, attempt))?;
+    Ok(summary)
+}
+
+fn fenced_or(e: Error, job: &str, attempt: &str) -> Error {
+    if e.is_fenced() {
+        Error::Fenced {
+            job: job.to_owned(),
+            attempt: attempt.to_owned(),
+        }
+    } else {
+        e
+    }
+}
+
+struct Daemon<'o> {
+    o: &'o ProjectOptions,
+    engine: Engine,
+    store: Arc<ViewStore>,
+    metrics: Arc<Metrics>,
+    offset_tx: watch::Sender<u64>,
+    stats: Stats,
+    started: Instant,
+    last_gauges: Option<Instant>,
+}
+
+/// How often idle-time work runs (quiet-exit check, lag gauges, lease).
+const TICK: Duration = Duration::from_millis(250);
+/// How often the job's stage gauges are recomputed from the views.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
+impl Daemon<'_> {
+    async fn consume(
+        &mut self,
+        lease: &Lease,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let (tx, mut rx) = mpsc::channel::<Vec<SourceRecord>>(16);
+        let mut source = KafkaSource::start(
+            self.o.kafka.clone(),
+            self.engine.position().partitions.clone(),
+            tx,
+        )?;
+        self.stats = source.stats.clone();
+        let mut ended = self.store.job().await?.status_or_running() != "RUNNING";
+        let mut last_record = Instant::now();
+        let mut batch: Vec<SourceRecord> = Vec::new();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        let result = loop {
+            let linger = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    tracing::info!("signal: flushing and stopping");
+                    break Ok(());
+                }
+                chunk = rx.recv() => match chunk {
+                    Some(c) => {
+                        if batch.is_empty() {
+                            deadline = Some(tokio::time::Instant::now() + self.o.linger);
+                        }
+                        batch.extend(c);
+                        while batch.len() < self.o.batch_max {
+                            match rx.try_recv() {
+                                Ok(c) => batch.extend(c),
+                                Err(_) => break,
+                            }
+                        }
+                        last_record = Instant::now();
+                    }
+                    None => break Err(Error::invalid("kafka", "the consumer stopped")),
+                },
+                _ = linger => {}
+                _ = tick.tick() => {}
+            }
+            let due = deadline.is_some_and(|d| d <= tokio::time::Instant::now());
+            if !batch.is_empty() && (batch.len() >= self.o.batch_max || due) {
+                if let Err(e) = self.commit(&mut batch).await {
+                    break Err(e);
+                }
+                deadline = None;
+                ended |= self.after_commit().await?;
+            }
+            self.update_lag();
+            if lease.lost() {
+                break Err(Error::Fenced {
+                    job: self.o.job.clone(),
+                    attempt: self.store.meta.attempt_id.clone(),
+                });
+            }
+            if let (true, Some(quiet)) = (ended, self.o.exit_after_end) {
+                if batch.is_empty() && last_record.elapsed() >= quiet {
+                    tracing::info!("the job ended and the topic is quiet: stopping");
+                    break Ok(());
+                }
+            }
+        };
+        // Records already fetched are committed before stopping; what is
+        // still in flight is read again by the next start.
+        if result.is_ok() && !batch.is_empty() {
+            self.commit(&mut batch).await?;
+            self.after_commit().await?;
+        }
+        drop(rx);
+        source.stop();
+        result
+    }
+
+    /// Ingests `batch` atomically and empties it.
+    async fn commit(&mut self, batch: &mut Vec<SourceRecord>) -> Result<()> {
+        let before = self.engine.totals();
+        let t = Instant::now();
+        self.engine
+            .ingest(batch)
+            .await
+            .map_err(|e| fenced_or(e, &self.o.job, &self.store.meta.attempt_id))?;
+        self.metrics
+            .batch_seconds
+            .observe(t.elapsed().as_secs_f64());
+        self.metrics.batch_size.observe(batch.len() as f64);
+        let after = self.engine.totals();
+        let d = |f: fn(&Totals) -> u64| f(&after) - f(&before);
+        self.metrics.records.inc_by(d(|t| t.records));
+        self.metrics.dead_letters.inc_by(d(|t| t.dead_letters));
+        self.metrics.duplicates.inc_by(d(|t| t.duplicates));
+        batch.clear();
+        Ok(())
+    }
+
+    /// Publishes the new state; true once the job ended.
+    async fn after_commit(&mut self) -> Result<bool> {
+        let job = self.store.job().await?;
+        self.metrics.log_offset.set(job.log_offset as i64);
+        if let Some(t) = job.newest_event_time {
+            self.metrics.last_event_time.set(t);
+        }
+        self.offset_tx.send_replace(job.log_offset);
+        if self.last_gauges.is_none_or(|t| t.elapsed() >= GAUGES_EVERY) {
+            self.last_gauges = Some(Instant::now());
+            self.job_gauges().await;
+        }
+        Ok(job.status_or_running() != "RUNNING")
+    }
+
+    /// Stage gauges from the same answers the stage routes give.
+    async fn job_gauges(&self) {
+        let mut all = Params::new();
+        all.insert("page_size".into(), "1000".into());
+        let Ok(stages) = api::stages(&self.store, &all).await else {
+            return;
+        };
+        let num = |v: &Value, f: &str| v[f].as_f64().unwrap_or(0.0);
+        let figures: Vec<StageFigures> = stages["items"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| StageFigures {
+                stage: s["stage_id"].as_str().unwrap_or_default().to_owned(),
+                input_per_s: num(s, "input_throughput"),
+                output_per_s: num(s, "output_throughput"),
+                queue_lag: num(s, "queue_lag") as i64,
+                backpressure: s["backpressure_active"].as_bool().unwrap_or(false),
+                workers: num(s, "worker_count") as i64,
+                skew_ratio: num(s, "skew_ratio"),
+            })
+            .collect();
+        let workers = figures.iter().map(|f| f.workers).sum();
+        let exceptions = self.store.job().await.map_or(0, |j| j.exception_count) as i64;
+        self.metrics
+            .set_job(&self.o.job, workers, exceptions, &figures);
+    }
+
+    /// Per-partition position and lag. Lag is counted against the furthest
+    /// of what was actually fetched and what the broker reports, never below
+    /// the records received but not applied yet.
+    fn update_lag(&self) {
+        let stats = self
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        for (p, s) in stats {
+            let pos = self
+                .engine
+                .position()
+                .partitions
+                .get(&p)
+                .copied()
+                .unwrap_or(0);
+            let end = s.fetched_end.max(s.watermark);
+            self.metrics
+                .set_partition(p, pos, (end - pos).max(0), s.watermark);
+        }
+    }
+}
