@@ -7,6 +7,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sundial-target}"
 export CARGO_TERM_COLOR=never
 
 command -v cargo >/dev/null || { echo "cargo is required (rustup.rs)"; exit 1; }
+bash scripts/ensure-tools.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -74,9 +74,7 @@ async fn fill(p: &FutureProducer, topic: &str, records: &[Vec<u8>]) -> Result<()
         pending.push_back(fut);
         if pending.len() >= 50_000 {
             for f in pending.drain(..25_000) {
-                f.await
-                    .map_err(kafka_err)?
-                    .map_err(|(e, _)| kafka_err(e))?;
+                f.await.map_err(kafka_err)?.map_err(|(e, _)| kafka_err(e))?;
             }
         }
     }
@@ -149,7 +147,11 @@ fn start_daemon(
     job: &str,
     topic: &str,
     storage: &Storage,
-) -> Result<(String, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>)> {
+) -> Result<(
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+)> {
     let addr = free_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let opts = ProjectOptions {
@@ -200,12 +202,8 @@ pub async fn run(brokers: &str, events: usize, dir: &str, latency_rate: u64) -> 
     let stamp = crate::replay::now_ms();
     let job = format!("bench_{stamp}");
     let topic = format!("{job}_state");
-    let records: Vec<Vec<u8>> = simulate::simulate(&SimConfig::new(
-        &job,
-        Scenario::Realistic,
-        events,
-    ))
-    .collect();
+    let records: Vec<Vec<u8>> =
+        simulate::simulate(&SimConfig::new(&job, Scenario::Realistic, events)).collect();
     let n = records.len();
     create_topic(brokers, &topic).await?;
     let t = Instant::now();
@@ -270,7 +268,9 @@ async fn latency(brokers: &str, storage: &Storage, per_s: u64) -> Result<()> {
             let deadline = Instant::now() + Duration::from_secs(120);
             loop {
                 let off = log_offset(&addr, &job).await;
-                seen.lock().unwrap_or_else(|e| e.into_inner()).push((Instant::now(), off));
+                seen.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((Instant::now(), off));
                 if off >= n || Instant::now() > deadline {
                     break;
                 }

@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Sundial: exact, durable, replayable views of streaming-job state.
 #[derive(Debug, Parser)]
-#[command(name = "sundial", version, about)]
+#[command(name = "sundial", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -138,12 +138,12 @@ impl Default for Metrics {
         let partition_lag = family(
             &mut r,
             "projector_kafka_lag_records",
-            "Records fetched from the partition or below the broker's end that are not applied yet",
+            "Records between the applied position and the end of the partition",
         );
         let partition_watermark = family(
             &mut r,
             "projector_kafka_high_watermark",
-            "High watermark the broker reports (Tansu 0.6 reports it low for batched records)",
+            "High watermark from the last fetch response (not ListOffsets: Tansu 0.6 answers that wrong for batched records)",
         );
         let job_workers = family(&mut r, "job_workers", "Running workers of the job");
         let job_exceptions = family(&mut r, "job_exceptions", "Exceptions the job reported");
@@ -252,6 +252,44 @@ impl Metrics {
             self.stage_workers.get_or_create(&l).set(s.workers);
             self.stage_skew.get_or_create(&l).set(s.skew_ratio);
         }
+    }
+
+    /// The classic Prometheus text format (0.0.4), for scrapers and tools
+    /// that do not speak OpenMetrics (`promtool check metrics`, older
+    /// Prometheus): counters are named with `_total` in HELP/TYPE, and the
+    /// UNIT and EOF lines go.
+    pub fn encode_text(&self) -> String {
+        let om = self.encode();
+        let counters: std::collections::HashSet<&str> = om
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(om.len());
+        for line in om.lines() {
+            if line.starts_with("# UNIT ") || line == "# EOF" {
+                continue;
+            }
+            let meta = ["# HELP ", "# TYPE "]
+                .into_iter()
+                .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+            match meta {
+                Some((p, rest)) => {
+                    let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                    let suffix = if counters.contains(name) {
+                        "_total"
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!("{p}{name}{suffix} {tail}\n"));
+                }
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        out
     }
 
     /// The exposition text.

@@ -141,11 +141,18 @@ async fn run_leased(
         stats: Stats::default(),
         started: Instant::now(),
         last_gauges: None,
+        gauges_stale: false,
     };
     let outcome = daemon.consume(lease, shutdown).await;
     let _ = stop_http.send(());
-    if let Some(s) = server {
-        let _ = s.await;
+    if let Some(mut s) = server {
+        // Graceful for plain requests; open `/stream`s do not hold us up.
+        if tokio::time::timeout(Duration::from_secs(2), &mut s)
+            .await
+            .is_err()
+        {
+            s.abort();
+        }
     }
     let flushed = daemon.engine.flush().await;
     let summary = Summary {
@@ -180,6 +187,7 @@ struct Daemon<'o> {
     stats: Stats,
     started: Instant,
     last_gauges: Option<Instant>,
+    gauges_stale: bool,
 }
 
 /// How often idle-time work runs (quiet-exit check, lag gauges, lease).
@@ -248,6 +256,7 @@ impl Daemon<'_> {
                 ended |= self.after_commit().await?;
             }
             self.update_lag();
+            self.refresh_gauges().await;
             if lease.lost() {
                 break Err(Error::Fenced {
                     job: self.o.job.clone(),
@@ -255,7 +264,11 @@ impl Daemon<'_> {
                 });
             }
             if let (true, Some(quiet)) = (ended, self.o.exit_after_end) {
-                if batch.is_empty() && last_record.elapsed() >= quiet {
+                if batch.is_empty()
+                    && rx.is_empty()
+                    && last_record.elapsed() >= quiet
+                    && self.caught_up(&source)
+                {
                     tracing::info!("the job ended and the topic is quiet: stopping");
                     break Ok(());
                 }
@@ -269,6 +282,8 @@ impl Daemon<'_> {
         }
         drop(rx);
         source.stop();
+        let stats = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        tracing::info!(position = ?self.engine.position().partitions, fetched = ?stats, "stopped");
         result
     }
 
@@ -301,11 +316,19 @@ impl Daemon<'_> {
             self.metrics.last_event_time.set(t);
         }
         self.offset_tx.send_replace(job.log_offset);
-        if self.last_gauges.is_none_or(|t| t.elapsed() >= GAUGES_EVERY) {
+        self.gauges_stale = true;
+        self.refresh_gauges().await;
+        Ok(job.status_or_running() != "RUNNING")
+    }
+
+    /// Recomputes the stage gauges when commits happened since, at most
+    /// once per `GAUGES_EVERY`.
+    async fn refresh_gauges(&mut self) {
+        if self.gauges_stale && self.last_gauges.is_none_or(|t| t.elapsed() >= GAUGES_EVERY) {
+            self.gauges_stale = false;
             self.last_gauges = Some(Instant::now());
             self.job_gauges().await;
         }
-        Ok(job.status_or_running() != "RUNNING")
     }
 
     /// Stage gauges from the same answers the stage routes give.
@@ -337,9 +360,24 @@ impl Daemon<'_> {
             .set_job(&self.o.job, workers, exceptions, &figures);
     }
 
-    /// Per-partition position and lag. Lag is counted against the furthest
-    /// of what was actually fetched and what the broker reports, never below
-    /// the records received but not applied yet.
+    /// True when the consumer is alive, has handed over everything it
+    /// fetched, and all of that is applied: "quiet" then means the topic
+    /// is quiet, not that the consumer stalled.
+    fn caught_up(&self, source: &KafkaSource) -> bool {
+        let drained = source.drained_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if now_ms().saturating_sub(drained) > 1_000 {
+            return false;
+        }
+        let stats = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        let pos = &self.engine.position().partitions;
+        stats
+            .iter()
+            .all(|(p, s)| pos.get(p).copied().unwrap_or(0) >= s.fetched_end)
+    }
+
+    /// Per-partition position and lag: the end of the partition is the high
+    /// watermark of the last fetch response (or what was fetched, if more),
+    /// never ListOffsets, which Tansu 0.6 answers wrong.
     fn update_lag(&self) {
         let stats = self
             .stats

@@ -156,10 +156,11 @@ async fn health_is_ok() {
 }
 
 #[tokio::test]
-async fn metrics_are_openmetrics_with_request_counts() {
+async fn metrics_are_openmetrics_when_asked_else_classic_text() {
     // Make sure one labelled sample exists whatever ran before.
     get_json(&format!("/api/jobs/{AUTO}/checkpoints")).await;
-    let r = get("/metrics").await;
+    let accept = "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n";
+    let r = common::request_with("GET", "/metrics", accept).await;
     assert_eq!(r.status, 200);
     let ct = r.header("content-type").unwrap_or_default();
     assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
@@ -173,6 +174,27 @@ async fn metrics_are_openmetrics_with_request_counts() {
         "{text}"
     );
     assert!(text.ends_with("# EOF\n"), "{text}");
+
+    let r = get("/metrics").await;
+    let ct = r.header("content-type").unwrap_or_default();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let text = r.text();
+    assert!(
+        text.contains("# TYPE sundial_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP sundial_http_requests_total "),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"sundial_http_requests_total{route="checkpoints",status="200"} "#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

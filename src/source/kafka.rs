@@ -11,7 +11,7 @@
 //! to re-reading that partition.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -69,8 +69,7 @@ pub struct KafkaConfig {
 pub struct PartitionStat {
     /// One past the highest offset received from the broker.
     pub fetched_end: i64,
-    /// The high watermark the broker last reported (not trusted for lag:
-    /// Tansu 0.6 reports it wrong for multi-record batches).
+    /// The high watermark of the last fetch response (0 = none yet).
     pub watermark: i64,
 }
 
@@ -80,14 +79,17 @@ pub type Stats = Arc<Mutex<BTreeMap<i32, PartitionStat>>>;
 /// Records per chunk handed to the ingest loop.
 const CHUNK: usize = 4096;
 /// How often the topic's metadata and watermarks are refreshed.
-const REFRESH: Duration = Duration::from_secs(2);
+const REFRESH: Duration = Duration::from_secs(1);
 
 /// The running consumer thread.
 pub struct KafkaSource {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    /// Partition statistics, updated by the consumer thread.
+    threads: Vec<JoinHandle<()>>,
+    /// Partition statistics, updated by the consumer threads.
     pub stats: Stats,
+    /// Wall-clock ms when the consumer last came back from a fetch poll
+    /// that left nothing undelivered: it has handed over all it got.
+    pub drained_ms: Arc<AtomicU64>,
 }
 
 impl KafkaSource {
@@ -98,9 +100,18 @@ impl KafkaSource {
         positions: BTreeMap<i32, i64>,
         tx: mpsc::Sender<Vec<SourceRecord>>,
     ) -> Result<KafkaSource> {
-        let consumer = consumer(&cfg)?;
+        let consumer = Arc::new(consumer(&cfg)?);
         let stop = Arc::new(AtomicBool::new(false));
         let stats: Stats = Arc::default();
+        let partitions = Arc::new(AtomicUsize::new(0));
+        let drained_ms = Arc::new(AtomicU64::new(0));
+        let watch = Watch {
+            consumer: consumer.clone(),
+            topic: cfg.topic.clone(),
+            stop: stop.clone(),
+            stats: stats.clone(),
+            partitions: partitions.clone(),
+        };
         let mut run = Run {
             consumer,
             cfg,
@@ -109,21 +120,29 @@ impl KafkaSource {
             stats: stats.clone(),
             parts: BTreeMap::new(),
             positions,
+            partitions,
+            drained_ms: drained_ms.clone(),
         };
-        let thread = std::thread::Builder::new()
-            .name("kafka-consumer".into())
-            .spawn(move || run.main())?;
+        let threads = vec![
+            std::thread::Builder::new()
+                .name("kafka-metadata".into())
+                .spawn(move || watch.main())?,
+            std::thread::Builder::new()
+                .name("kafka-consumer".into())
+                .spawn(move || run.main())?,
+        ];
         Ok(KafkaSource {
             stop,
-            thread: Some(thread),
+            threads,
             stats,
+            drained_ms,
         })
     }
 
     /// Stops the consumer thread and waits for it.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -169,14 +188,90 @@ struct Part {
     probing: Option<i64>,
 }
 
+/// The side thread: the topic's partition count and the broker's
+/// watermarks, refreshed off the fetch path (a slow metadata answer must
+/// never stall consumption).
+struct Watch {
+    consumer: Arc<BaseConsumer>,
+    topic: String,
+    stop: Arc<AtomicBool>,
+    stats: Stats,
+    partitions: Arc<AtomicUsize>,
+}
+
+impl Watch {
+    fn main(&self) {
+        let mut waiting_logged = false;
+        while !self.stop.load(Ordering::Relaxed) {
+            let n = self.partition_count().unwrap_or(0);
+            if n == 0 && self.partitions.load(Ordering::Relaxed) == 0 {
+                if !waiting_logged {
+                    tracing::info!(topic = %self.topic, "waiting for the topic to exist");
+                    waiting_logged = true;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+            self.partitions.fetch_max(n, Ordering::Relaxed);
+            for p in 0..self.partitions.load(Ordering::Relaxed) as i32 {
+                if let Some(high) = cached_high_watermark(&self.consumer, &self.topic, p) {
+                    let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+                    stats.entry(p).or_default().watermark = high;
+                }
+            }
+            let until = Instant::now() + REFRESH;
+            while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The topic's partition count from fresh metadata (0 = no such topic).
+    fn partition_count(&self) -> Result<usize> {
+        let md = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+            .map_err(|e| Error::invalid("kafka", e.to_string()))?;
+        Ok(md
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len()))
+    }
+}
+
+/// The high watermark librdkafka took from the last fetch response (no
+/// request is sent). Not ListOffsets: Tansu 0.6 answers that with the start
+/// of the last record batch + 1, while its fetch responses carry the true
+/// end of the log. `None` before the first fetch.
+fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: a live client handle, a NUL-terminated topic name and two
+    // valid out-pointers; librdkafka only reads its local cache here.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 struct Run {
-    consumer: BaseConsumer,
+    consumer: Arc<BaseConsumer>,
     cfg: KafkaConfig,
     tx: mpsc::Sender<Vec<SourceRecord>>,
     stop: Arc<AtomicBool>,
     stats: Stats,
     parts: BTreeMap<i32, Part>,
     positions: BTreeMap<i32, i64>,
+    partitions: Arc<AtomicUsize>,
+    drained_ms: Arc<AtomicU64>,
 }
 
 impl Run {
@@ -185,27 +280,16 @@ impl Run {
     }
 
     fn main(&mut self) {
-        let mut waiting_logged = false;
-        let mut last_refresh: Option<Instant> = None;
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut last_error: Option<(String, Instant)> = None;
         while !self.stopped() {
-            if last_refresh.is_none_or(|t| t.elapsed() >= REFRESH) {
-                last_refresh = Some(Instant::now());
-                match self.partition_count() {
-                    Ok(0) | Err(_) if self.parts.is_empty() => {
-                        if !waiting_logged {
-                            tracing::info!(topic = %self.cfg.topic, "waiting for the topic to exist");
-                            waiting_logged = true;
-                        }
-                        last_refresh = None;
-                        std::thread::sleep(Duration::from_millis(250));
-                        continue;
-                    }
-                    Ok(n) => self.assign_new(n),
-                    Err(_) => {}
-                }
-                self.sample_watermarks();
+            let n = self.partitions.load(Ordering::Relaxed);
+            if n > self.parts.len() {
+                self.assign_new(n);
+            }
+            if self.parts.is_empty() {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
             }
             let mut timeout = Duration::from_millis(100);
             while chunk.len() < CHUNK {
@@ -233,26 +317,17 @@ impl Run {
                 }
                 timeout = Duration::ZERO;
             }
+            let drained = chunk.len() < CHUNK;
             if !chunk.is_empty() {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                 if self.tx.blocking_send(full).is_err() {
                     return;
                 }
             }
+            if drained {
+                self.drained_ms.store(now_ms(), Ordering::Relaxed);
+            }
         }
-    }
-
-    /// The topic's partition count from fresh metadata (0 = no such topic).
-    fn partition_count(&self) -> Result<usize> {
-        let md = self
-            .consumer
-            .fetch_metadata(Some(&self.cfg.topic), Duration::from_secs(2))
-            .map_err(|e| Error::invalid("kafka", e.to_string()))?;
-        Ok(md
-            .topics()
-            .iter()
-            .find(|t| t.name() == self.cfg.topic && t.error().is_none())
-            .map_or(0, |t| t.partitions().len()))
     }
 
     /// Assigns partitions `0..n` not assigned yet.
@@ -282,18 +357,6 @@ impl Run {
                 for e in tpl.elements() {
                     self.parts.remove(&e.partition());
                 }
-            }
-        }
-    }
-
-    fn sample_watermarks(&self) {
-        for &p in self.parts.keys() {
-            if let Ok((_, high)) =
-                self.consumer
-                    .fetch_watermarks(&self.cfg.topic, p, Duration::from_millis(500))
-            {
-                let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-                stats.entry(p).or_default().watermark = high;
             }
         }
     }

@@ -345,16 +345,27 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
 }
 
 async fn send(method: &str, target: &str) -> TcpStream {
+    send_with(method, target, "").await
+}
+
+/// Sends a request with extra header lines (each ending in `\r\n`).
+async fn send_with(method: &str, target: &str, headers: &str) -> TcpStream {
     let mut conn = TcpStream::connect(addr()).await.expect("connect");
-    let req = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n");
     conn.write_all(req.as_bytes()).await.expect("send request");
     conn
 }
 
 /// Sends `method target` and reads the whole answer.
 pub async fn request(method: &str, target: &str) -> Response {
+    request_with(method, target, "").await
+}
+
+/// `request` with extra header lines (each ending in `\r\n`).
+pub async fn request_with(method: &str, target: &str, headers: &str) -> Response {
     let read = async {
-        let mut conn = send(method, target).await;
+        let mut conn = send_with(method, target, headers).await;
         let mut raw = Vec::new();
         conn.read_to_end(&mut raw).await.expect("read response");
         raw

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need when it is missing, quietly when
+# everything is already there; one line per thing installed.
+#
+#   tansu     Kafka-compatible broker (crates.io `tansu`, feature dynostore:
+#             memory:// and s3:// storage)         10-20 min cold build
+#   aiokafka  Python Kafka client used by tests/tools/produce.py
+#   moto      moto[server]: a local S3 for tansu's persistent storage
+#   promtool  Prometheus' metrics linter (Debian package `prometheus`)
+set -euo pipefail
+
+TANSU_VERSION="0.6.0"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+log() { echo "ensure-tools: $*"; }
+
+if ! command -v tansu >/dev/null 2>&1; then
+  command -v cargo >/dev/null || { echo "ensure-tools: cargo is required (rustup.rs)" >&2; exit 1; }
+  # One line before, not after: the cold build takes 10-20 min on 2 cores.
+  log "installing tansu $TANSU_VERSION (cargo install, 10-20 min cold)"
+  install_log="${TMPDIR:-/tmp}/tansu-install.log"
+  # Not in the project's CARGO_TARGET_DIR: cargo install builds in a temp
+  # dir and removes it.
+  if ! env -u CARGO_TARGET_DIR cargo install tansu --version "$TANSU_VERSION" --locked \
+      --features dynostore >"$install_log" 2>&1; then
+    tail -20 "$install_log" >&2
+    echo "ensure-tools: cargo install tansu failed (log: $install_log)" >&2
+    exit 1
+  fi
+fi
+
+PYTHON="${PYTHON:-python3}"
+command -v "$PYTHON" >/dev/null || { echo "ensure-tools: python3 is required" >&2; exit 1; }
+pip_install() {
+  # Debian's python refuses a system-wide pip install without this flag;
+  # pyenv/venv pythons do not know it, so try plain first.
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@" >/dev/null 2>&1 ||
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+}
+if ! "$PYTHON" -c 'import aiokafka' >/dev/null 2>&1; then
+  pip_install aiokafka
+  log "installed aiokafka"
+fi
+if ! "$PYTHON" -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
+  pip_install 'moto[server]'
+  log "installed moto[server]"
+fi
+
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt_install() {
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus \
+        >"${TMPDIR:-/tmp}/promtool-install.log" 2>&1
+    }
+    if ! apt_install; then
+      apt-get update -q >/dev/null 2>&1 || true
+      apt_install || {
+        tail -20 "${TMPDIR:-/tmp}/promtool-install.log" >&2
+        echo "ensure-tools: apt-get install prometheus failed" >&2
+        exit 1
+      }
+    fi
+    log "installed promtool ($(promtool --version 2>&1 | head -1))"
+  else
+    echo "ensure-tools: promtool missing and no apt-get: install Prometheus' promtool" >&2
+    exit 1
+  fi
+fi

@@ -1,0 +1,268 @@
+//! Running the real `sundial project` binary in tests, reading what it
+//! stored, and comparing view snapshots across sources.
+//!
+//! Include with `#[path = "common/daemon.rs"] mod daemon;`.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sundial::api;
+use sundial::engine::SourceRecord;
+use sundial::source::file::FileSource;
+use sundial::storage::Storage;
+use sundial::view_store::{Handle, ViewStore};
+
+/// The `sundial` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sundial")
+}
+
+/// `sundial project` arguments for a test: no HTTP unless asked, a short
+/// quiet period after the job ends, a fast lease.
+pub fn project_cmd(broker: &str, job: &str, topic: &str, storage: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.args([
+        "project",
+        "--job",
+        job,
+        "--brokers",
+        broker,
+        "--topic",
+        topic,
+    ])
+    .arg("--storage")
+    .arg(storage)
+    .args(["--http", "none", "--exit-after-end-secs", "1.5"])
+    .args(["--lease-ms", "200"])
+    .env("RUST_LOG", "sundial=info")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c
+}
+
+/// Waits for a child with a deadline; kills it and panics past it.
+pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().expect("collect output"),
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("collect output");
+                panic!(
+                    "{what}: still running after {timeout:?}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("{what}: wait: {e}"),
+        }
+    }
+}
+
+/// Runs a daemon to its own exit (the job ended and the topic went quiet)
+/// and asserts it succeeded.
+pub fn run_to_end(broker: &str, job: &str, topic: &str, storage: &Path, extra: &[&str]) -> Output {
+    let child = project_cmd(broker, job, topic, storage)
+        .args(extra)
+        .spawn()
+        .expect("spawn sundial project");
+    let out = wait_output(child, Duration::from_secs(120), "sundial project");
+    assert!(
+        out.status.success(),
+        "sundial project failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every record of a fixture stream file (NDJSON, .gz or MessagePack), as
+/// the file source reads it.
+pub fn fixture_values(path: &Path) -> Vec<Vec<u8>> {
+    let mut src = FileSource::open(path.to_str().unwrap()).expect("open fixture");
+    let mut out = Vec::new();
+    loop {
+        let mut buf: Vec<SourceRecord> = Vec::new();
+        let more = src.next_batch(10_000, &mut buf).expect("read fixture");
+        out.extend(buf.into_iter().map(|r| r.value));
+        if !more {
+            return out;
+        }
+    }
+}
+
+/// The `source_id` of a JSON or MessagePack record, if it parses.
+pub fn source_id(value: &[u8]) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(value)
+        .ok()
+        .or_else(|| rmp_serde::from_slice(value).ok())?;
+    v.get("source_id")?.as_str().map(|s| s.as_bytes().to_vec())
+}
+
+/// The API snapshot of the one attempt of `job` under `storage`.
+pub fn snapshot(storage: &Path, job: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let storage = Storage::from_url(storage.to_str().unwrap()).unwrap();
+        let attempts = storage.list_attempts(job).await.unwrap();
+        assert_eq!(attempts.len(), 1, "one attempt of {job}: {attempts:?}");
+        let reader = storage.open_reader(job, &attempts[0]).await.unwrap();
+        let store = ViewStore::open(Handle::Reader(Arc::new(reader)), job, &attempts[0])
+            .await
+            .unwrap();
+        api::snapshot(&store).await.unwrap()
+    })
+}
+
+/// A fixture's golden snapshot.
+pub fn golden(dir: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("replay-fixtures")
+        .join(dir)
+        .join("expected.json");
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// What may differ between sources of the same stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Differ {
+    /// Several partitions: the log's interleaving (log sequences, the order
+    /// of equal-time items) depends on the consumer.
+    pub interleaving: bool,
+    /// Poison records re-framed as MessagePack, or parsed as the
+    /// `content-type` header says: other dead-letter text.
+    pub poison_framing: bool,
+}
+
+/// Drops what legitimately differs (source coordinates always; more per
+/// `d`) and, for another interleaving, sorts every array canonically.
+pub fn normalize(v: &Value, d: Differ) -> Value {
+    fn walk(v: &Value, d: Differ, in_dead: bool) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, x) in m {
+                    let drop = matches!(
+                        k.as_str(),
+                        "source_partition" | "source_offset" | "attempt_id"
+                    ) || (d.interleaving && k == "offset")
+                        || (d.poison_framing
+                            && in_dead
+                            && matches!(k.as_str(), "preview" | "reason"));
+                    if !drop {
+                        out.insert(k.clone(), walk(x, d, in_dead || k == "dead_letters"));
+                    }
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => {
+                let mut items: Vec<Value> = a.iter().map(|x| walk(x, d, in_dead)).collect();
+                if d.interleaving {
+                    items.sort_by_key(|x| x.to_string());
+                }
+                Value::Array(items)
+            }
+            x => x.clone(),
+        }
+    }
+    walk(v, d, false)
+}
+
+/// Asserts two snapshots are equal after `normalize`, naming the first
+/// differing top-level part.
+pub fn assert_same(what: &str, got: &Value, want: &Value, d: Differ) {
+    let (g, w) = (normalize(got, d), normalize(want, d));
+    if g == w {
+        return;
+    }
+    for (k, wv) in w.as_object().unwrap() {
+        let gv = &g[k];
+        if gv != wv {
+            let gs = serde_json::to_string_pretty(gv).unwrap();
+            let ws = serde_json::to_string_pretty(wv).unwrap();
+            let line = gs
+                .lines()
+                .zip(ws.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            panic!(
+                "{what}: `{k}` differs from the golden view at line {line}:\n got: {}\nwant: {}",
+                gs.lines()
+                    .skip(line.saturating_sub(3))
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                ws.lines()
+                    .skip(line.saturating_sub(3))
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+        }
+    }
+    panic!("{what}: snapshots differ");
+}
+
+/// A free loopback address for a daemon's `--http`.
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// One HTTP/1.1 GET: (status, body); `None` when nothing listens.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// The live job's `log_offset` over HTTP (0 while it has none).
+pub fn live_offset(addr: &str, job: &str) -> u64 {
+    http_get(addr, &format!("/api/jobs/{job}"))
+        .filter(|(s, _)| *s == 200)
+        .and_then(|(_, b)| serde_json::from_str::<Value>(&b).ok())
+        .and_then(|v| v["log_offset"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Polls until the live job's `log_offset` reaches `n`; panics after `timeout`.
+pub fn wait_offset(addr: &str, job: &str, n: u64, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let got = live_offset(addr, job);
+        if got >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "log_offset {got} < {n} after {timeout:?} at {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGTERM (a clean stop) to a child.
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
