@@ -11,7 +11,9 @@ bash scripts/ensure-tools.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace --quiet 2>&1 | tee "${TMPDIR:-/tmp}/sundial-test.log"
+status=0
+cargo test --workspace --quiet --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/sundial-test.log" || status=$?
 # One closing line with the totals of every test binary.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n", p, f }' \
   "${TMPDIR:-/tmp}/sundial-test.log"
+exit "$status"

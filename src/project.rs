@@ -92,7 +92,9 @@ pub async fn run(
     let lease = Lease::acquire(&o.storage, &o.job, &attempt, o.lease_interval).await?;
     let result = run_leased(&o, &attempt, &source, listener, &lease, shutdown).await;
     lease.release().await;
-    result.map(|s| (attempt, s))
+    result
+        .map(|s| (attempt.clone(), s))
+        .map_err(|e| fenced_or(e, &o.job, &attempt))
 }
 
 async fn run_leased(
