@@ -75,7 +75,7 @@ pub struct ProjectArgs {
     #[arg(long, default_value_t = crate::project::DEFAULT_BATCH_MAX)]
     pub batch_max: usize,
     /// Milliseconds to wait for more records after a batch's first one.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 5)]
     pub linger_ms: u64,
     /// After job_completed/job_failed, exit once the topic was quiet this
     /// many seconds (0 = keep running until a signal).

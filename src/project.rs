@@ -29,7 +29,7 @@ use crate::view_store::{Handle, ViewStore};
 /// Default records per batch.
 pub const DEFAULT_BATCH_MAX: usize = 16_384;
 /// Default wait for more records after the first of a batch.
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 /// Default quiet period after the job ended before the daemon exits.
 pub const DEFAULT_EXIT_AFTER_END: Duration = Duration::from_secs(30);
 

@@ -168,7 +168,7 @@ fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer> {
         .set("max.partition.fetch.bytes", "10485760")
         .set("queued.min.messages", "200000")
         .set("queued.max.messages.kbytes", "262144")
-        .set("fetch.wait.max.ms", "20")
+        .set("fetch.wait.max.ms", "10")
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "2000")
         .set("log_level", "4");
