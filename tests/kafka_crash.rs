@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daemon::{
-    assert_same, fixture_values, free_addr, golden, project_cmd, run_to_end, snapshot, wait_offset,
-    wait_output, Differ,
+    assert_identical, assert_same, fixture_values, free_addr, golden, project_cmd, run_to_end,
+    snapshot, wait_offset, wait_output, Differ,
 };
 use produce::{produce_python, produce_rdkafka, write_records_file, Record};
 use rdkafka::consumer::Consumer;
@@ -171,14 +171,14 @@ fn killed_ten_times_while_a_batching_producer_writes_ends_exact() {
         values.len(),
         "seed {seed}, kills after {moments:?} ms"
     );
-    assert_same(
+    // Byte for byte: the golden replay fed the same partition and offsets.
+    assert_identical(
         &format!(
             "after 10 kills (seed {seed}, after {moments:?} ms)\n{}",
             String::from_utf8_lossy(&out.stderr)
         ),
         &got,
         &want,
-        Differ::default(),
     );
 }
 

@@ -266,3 +266,23 @@ pub fn terminate(child: &Child) {
         .args(["-TERM", &child.id().to_string()])
         .status();
 }
+
+/// Asserts two snapshots are byte-identical as pretty JSON, but for the
+/// attempt id (the only field that names where they were stored).
+pub fn assert_identical(what: &str, got: &Value, want: &Value) {
+    let render = |v: &Value| {
+        let mut v = v.clone();
+        v["job"]["attempt_id"] = Value::Null;
+        serde_json::to_string_pretty(&v).unwrap()
+    };
+    let (g, w) = (render(got), render(want));
+    if let Some((i, (a, b))) = g
+        .lines()
+        .zip(w.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        panic!("{what}: line {i} differs:\n got: {a}\nwant: {b}");
+    }
+    assert_eq!(g.len(), w.len(), "{what}: one snapshot is longer");
+}
