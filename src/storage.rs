@@ -14,9 +14,15 @@ use slatedb::object_store::{memory::InMemory, ObjectStore, ObjectStoreExt};
 use slatedb::{Db, DbReader, DbReaderMode, Settings};
 
 use crate::error::{Error, Result};
+use crate::event_log::AttemptMeta;
 
 /// How often a read-only follower looks for a writer's new data.
 pub const READER_POLL: Duration = Duration::from_millis(100);
+
+/// The object beside an attempt's database recording its identity and
+/// creation time (JSON `AttemptMeta`), so the latest attempt of a job can be
+/// picked without opening every attempt's database.
+pub const ATTEMPT_OBJECT: &str = "attempt.json";
 
 /// A storage URL resolved to an object store and a path prefix in it.
 #[derive(Clone)]
@@ -103,6 +109,52 @@ impl Storage {
         &self.url
     }
 
+    /// The bucket of an `s3://` URL.
+    fn bucket(&self) -> Option<&str> {
+        let rest = self.url.strip_prefix("s3://")?;
+        Some(rest.split_once('/').map_or(rest, |(b, _)| b))
+    }
+
+    /// An object-store error as a one-line error that says what to do: a
+    /// missing bucket or an unreachable endpoint names the bucket and URL.
+    fn store_error(&self, e: slatedb::object_store::Error) -> Error {
+        let text = e.to_string().replace(['\n', '\r'], " ");
+        let Some(bucket) = self.bucket() else {
+            return e.into();
+        };
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            .unwrap_or_else(|_| "the default AWS endpoint".to_owned());
+        if text.contains("NoSuchBucket") || text.contains("does not exist") {
+            Error::invalid(
+                "storage url",
+                format!(
+                    "{}: bucket {bucket:?} does not exist at {endpoint}; create it \
+                     (aws s3 mb s3://{bucket}) or fix the URL / AWS_ENDPOINT_URL",
+                    self.url
+                ),
+            )
+        } else if matches!(e, slatedb::object_store::Error::Generic { .. }) {
+            Error::Unavailable(format!(
+                "{}: bucket {bucket:?} at {endpoint} failed: {text}; check AWS_ENDPOINT_URL, \
+                 AWS_REGION and the AWS_* credentials",
+                self.url
+            ))
+        } else {
+            e.into()
+        }
+    }
+
+    /// Checks that the storage answers (the bucket exists, credentials work)
+    /// with one listing; fails fast with a one-line error otherwise.
+    pub async fn check(&self) -> Result<()> {
+        self.store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map_err(|e| self.store_error(e))?;
+        Ok(())
+    }
+
     /// The database path of an attempt.
     pub fn db_path(&self, job: &str, attempt: &str) -> Path {
         self.prefix.clone().join(job).join(attempt)
@@ -111,32 +163,71 @@ impl Storage {
     fn settings() -> Settings {
         Settings {
             object_store_max_retries: Some(3),
-            // The log is mostly JSON text: LZ4 cuts the bytes written (and
-            // read back on rebuild) several-fold for little CPU.
-            compression_codec: Some(slatedb::config::CompressionCodec::Lz4),
             ..Settings::default()
         }
     }
 
-    /// Opens an attempt as its only writer (fencing any older writer).
+    /// Opens an attempt as its only writer (fencing any older writer). A new
+    /// attempt also gets its `attempt.json` (creation time) beside it.
     pub async fn open_writer(&self, job: &str, attempt: &str) -> Result<Db> {
         validate_id("job id", job)?;
         validate_id("attempt id", attempt)?;
-        Ok(Db::builder(self.db_path(job, attempt), self.store.clone())
+        // SlateDB would report a missing bucket less clearly (or keep retrying).
+        self.check().await?;
+        let existed = self.attempt_exists(job, attempt).await?;
+        let created_ms = crate::replay::now_ms();
+        let db = Db::builder(self.db_path(job, attempt), self.store.clone())
             .with_settings(Self::settings())
             .build()
-            .await?)
+            .await?;
+        if !existed
+            && self
+                .get_object(job, attempt, ATTEMPT_OBJECT)
+                .await?
+                .is_none()
+        {
+            let meta = AttemptMeta {
+                job_id: job.to_owned(),
+                attempt_id: attempt.to_owned(),
+                created_ms,
+                source: String::new(),
+            };
+            let bytes = serde_json::to_vec(&meta).unwrap_or_default();
+            self.put_object(job, attempt, ATTEMPT_OBJECT, bytes).await?;
+        }
+        Ok(db)
+    }
+
+    /// The creation time recorded in an attempt's `attempt.json`, or `None`
+    /// when it has none (attempts made before it existed).
+    pub async fn attempt_created_ms(&self, job: &str, attempt: &str) -> Result<Option<u64>> {
+        Ok(self
+            .get_object(job, attempt, ATTEMPT_OBJECT)
+            .await?
+            .and_then(|b| serde_json::from_slice::<AttemptMeta>(&b).ok())
+            .map(|m| m.created_ms))
     }
 
     /// Opens an attempt read-only, following its writer if one is live.
     pub async fn open_reader(&self, job: &str, attempt: &str) -> Result<DbReader> {
+        self.open_reader_polling(job, attempt, READER_POLL).await
+    }
+
+    /// `open_reader` looking for the writer's new data every `poll` (each
+    /// look lists the store: a slower poll for attempts nobody writes).
+    pub async fn open_reader_polling(
+        &self,
+        job: &str,
+        attempt: &str,
+        poll: Duration,
+    ) -> Result<DbReader> {
         validate_id("job id", job)?;
         validate_id("attempt id", attempt)?;
         if !self.attempt_exists(job, attempt).await? {
             return Err(Error::NotFound(format!("job={job} attempt={attempt}")));
         }
         let options = DbReaderOptions {
-            manifest_poll_interval: READER_POLL,
+            manifest_poll_interval: poll,
             object_store_max_retries: Some(3),
             ..DbReaderOptions::default()
         };
@@ -189,7 +280,11 @@ impl Storage {
     }
 
     async fn children(&self, at: &Path) -> Result<Vec<String>> {
-        let listing = self.store.list_with_delimiter(Some(at)).await?;
+        let listing = self
+            .store
+            .list_with_delimiter(Some(at))
+            .await
+            .map_err(|e| self.store_error(e))?;
         let mut names: Vec<String> = listing
             .common_prefixes
             .iter()
@@ -203,6 +298,13 @@ impl Storage {
     /// Every job id under the base, sorted.
     pub async fn list_jobs(&self) -> Result<Vec<String>> {
         self.children(&self.prefix).await
+    }
+
+    /// Every attempt folder name of a job, sorted, without checking that each
+    /// holds a database (one listing).
+    pub async fn list_attempt_dirs(&self, job: &str) -> Result<Vec<String>> {
+        validate_id("job id", job)?;
+        self.children(&self.prefix.clone().join(job)).await
     }
 
     /// Every attempt id of a job that holds a database, sorted by name.
@@ -220,7 +322,11 @@ impl Storage {
     /// True when the attempt has a SlateDB manifest.
     pub async fn attempt_exists(&self, job: &str, attempt: &str) -> Result<bool> {
         let manifest = self.db_path(job, attempt).join("manifest");
-        let listing = self.store.list_with_delimiter(Some(&manifest)).await?;
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&manifest))
+            .await
+            .map_err(|e| self.store_error(e))?;
         Ok(!listing.objects.is_empty())
     }
 }
