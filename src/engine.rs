@@ -15,7 +15,7 @@ use sundial_views::{DeadLetter, Message, Projector};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::event_log::{
-    encode_segment, segment_key, view_key, AttemptMeta, LogRecordRef, Position, ATTEMPT_KEY,
+    encode_segment_into, segment_key, view_key, AttemptMeta, LogRecordRef, Position, ATTEMPT_KEY,
     POSITION_KEY,
 };
 
@@ -92,6 +92,8 @@ pub struct Engine {
     position: Position,
     totals: Totals,
     cache_rows: usize,
+    /// Reused segment buffers (raw MessagePack, compressed).
+    scratch: (Vec<u8>, Vec<u8>),
 }
 
 impl Engine {
@@ -123,6 +125,7 @@ impl Engine {
             position,
             totals: Totals::default(),
             cache_rows: DEFAULT_CACHE_ROWS,
+            scratch: (Vec::new(), Vec::new()),
         })
     }
 
@@ -175,7 +178,8 @@ impl Engine {
             })
             .collect();
         let mut wb = WriteBatch::new();
-        wb.put(segment_key(last), encode_segment(&refs));
+        encode_segment_into(&refs, &mut self.scratch.0, &mut self.scratch.1);
+        wb.put(segment_key(last), &self.scratch.1);
         self.projector
             .drain_dirty(&mut |view, key, bytes| wb.put(view_key(view, key), bytes));
         self.position.next_seq = last + 1;

@@ -90,15 +90,28 @@ const LZ4_MAGIC: &[u8] = b"\0LZ4";
 /// moves (WAL, flush, compactions) a third of the bytes and never
 /// compresses them again.
 pub fn encode_segment(records: &[LogRecordRef]) -> Vec<u8> {
-    let raw_len: usize = records.iter().map(|r| r.value.len() + 48).sum();
-    let mut raw = Vec::with_capacity(raw_len + 16);
-    if rmp_serde::encode::write(&mut raw, records).is_err() {
-        return Vec::new();
-    }
-    let mut out = Vec::with_capacity(LZ4_MAGIC.len() + 4 + raw.len() / 2);
-    out.extend_from_slice(LZ4_MAGIC);
-    out.extend_from_slice(&lz4_flex::compress_prepend_size(&raw));
+    let (mut raw, mut out) = (Vec::new(), Vec::new());
+    encode_segment_into(records, &mut raw, &mut out);
     out
+}
+
+/// `encode_segment` into reused buffers (`raw` is scratch): a batch's
+/// segment is megabytes, and fresh buffers of that size cost page faults.
+pub fn encode_segment_into(records: &[LogRecordRef], raw: &mut Vec<u8>, out: &mut Vec<u8>) {
+    raw.clear();
+    out.clear();
+    if rmp_serde::encode::write(raw, records).is_err() {
+        return;
+    }
+    let max = lz4_flex::block::get_maximum_output_size(raw.len());
+    out.resize(LZ4_MAGIC.len() + 4 + max, 0);
+    out[..LZ4_MAGIC.len()].copy_from_slice(LZ4_MAGIC);
+    let len_at = LZ4_MAGIC.len();
+    out[len_at..len_at + 4].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+    match lz4_flex::block::compress_into(raw, &mut out[len_at + 4..]) {
+        Ok(n) => out.truncate(len_at + 4 + n),
+        Err(_) => out.clear(),
+    }
 }
 
 /// Why a stored segment could not be read.
