@@ -97,6 +97,17 @@ impl Running {
     }
 }
 
+/// Asserts the process failed with status 1; its last stderr line.
+fn failed_with_one_line(out: &std::process::Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    last_line(&out.stderr)
+}
+
 fn last_line(stderr: &[u8]) -> String {
     String::from_utf8_lossy(stderr)
         .lines()
@@ -114,13 +125,7 @@ fn a_second_projector_is_refused_and_the_first_goes_on() {
         .spawn()
         .unwrap();
     let out = wait_output(second, TIMEOUT, "second projector");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = last_line(&out.stderr);
+    let line = failed_with_one_line(&out);
     assert!(
         line.starts_with("error: busy: job=fx_autoscale attempt=")
             && line.contains("stop that projector"),
@@ -162,13 +167,7 @@ fn a_writer_fenced_by_a_newer_one_stops_with_one_line() {
     let newer = rt.block_on(storage.open_writer(JOB, &attempt)).unwrap();
     r.send_rest();
     let out = wait_output(r.daemon, TIMEOUT, "fenced projector");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = last_line(&out.stderr);
+    let line = failed_with_one_line(&out);
     assert!(
         line.starts_with(&format!(
             "error: fenced: another writer opened this attempt (job={JOB} attempt={attempt})"

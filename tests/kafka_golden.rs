@@ -135,41 +135,29 @@ fn run_combo(broker: &Broker, fx: (&str, &str, &str, bool), c: Combo, i: usize) 
         })
         .collect();
     let what = format!("{dir} via {c:?}");
-    let out = if c.daemon_first {
+    // Started first, the daemon must wait for the topic to exist.
+    let early = c.daemon_first.then(|| {
         let child = daemon::project_cmd(&broker.addr(), job, &topic, &storage)
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(1500));
-        broker.create_topic(&topic, c.partitions);
-        produce(
-            broker,
-            &topic,
-            &records,
-            Combo { msgpack, ..c },
-            scratch.path(),
-        );
-        let out = wait_output(child, Duration::from_secs(120), &what);
-        assert!(
-            out.status.success(),
-            "{what}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let log = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(
-            log.contains("waiting for the topic"),
-            "{what}: the daemon waited for the topic:\n{log}"
-        );
-        out
-    } else {
-        broker.create_topic(&topic, c.partitions);
-        produce(
-            broker,
-            &topic,
-            &records,
-            Combo { msgpack, ..c },
-            scratch.path(),
-        );
-        run_to_end(&broker.addr(), job, &topic, &storage, &[])
+        child
+    });
+    broker.create_topic(&topic, c.partitions);
+    let sent = Combo { msgpack, ..c };
+    produce(broker, &topic, &records, sent, scratch.path());
+    let out = match early {
+        Some(child) => {
+            let out = wait_output(child, Duration::from_secs(120), &what);
+            let log = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(out.status.success(), "{what}: {log}");
+            assert!(
+                log.contains("waiting for the topic"),
+                "{what}: the daemon waited for the topic:\n{log}"
+            );
+            out
+        }
+        None => run_to_end(&broker.addr(), job, &topic, &storage, &[]),
     };
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
