@@ -142,9 +142,12 @@ impl KafkaSource {
     /// Stops the consumer thread and waits for it.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        // Join the consumer; the metadata thread may sit in a metadata
+        // request for seconds and ends on its own once it sees the flag.
+        if let Some(consumer) = self.threads.pop() {
+            let _ = consumer.join();
         }
+        self.threads.clear();
     }
 }
 
@@ -202,8 +205,18 @@ struct Watch {
 impl Watch {
     fn main(&self) {
         let mut waiting_logged = false;
+        let mut unreachable_logged: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
-            let n = self.partition_count().unwrap_or(0);
+            let n = match self.partition_count() {
+                Ok(n) => n,
+                Err(e) => {
+                    if unreachable_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+                        tracing::warn!(error = %e, "cannot read the topic's metadata; retrying");
+                        unreachable_logged = Some(Instant::now());
+                    }
+                    0
+                }
+            };
             if n == 0 && self.partitions.load(Ordering::Relaxed) == 0 {
                 if !waiting_logged {
                     tracing::info!(topic = %self.topic, "waiting for the topic to exist");
