@@ -372,9 +372,12 @@ impl Daemon<'_> {
         }
         let stats = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
         let pos = &self.engine.position().partitions;
-        stats
-            .iter()
-            .all(|(p, s)| pos.get(p).copied().unwrap_or(0) >= s.fetched_end)
+        // Applied all that was fetched, and fetched up to the end the last
+        // fetch response reported (a re-read below the position is not
+        // "caught up" while it runs).
+        stats.iter().all(|(p, s)| {
+            pos.get(p).copied().unwrap_or(0) >= s.fetched_end && s.fetched_end >= s.watermark
+        })
     }
 
     /// Per-partition position and lag: the end of the partition is the high
