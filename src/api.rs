@@ -104,7 +104,8 @@ impl Page {
         Ok(Page { page, page_size })
     }
 
-    fn skip(&self) -> u64 {
+    /// Items before this page.
+    pub fn skip(&self) -> u64 {
         (self.page - 1).saturating_mul(self.page_size)
     }
 

@@ -124,6 +124,13 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "SUNDIAL_HTTP")]
     pub http: String,
+    /// Most attempts kept open at once (read-only handles; least recently
+    /// used closed first).
+    #[arg(long, default_value_t = crate::catalog::DEFAULT_MAX_OPEN, env = "SUNDIAL_MAX_OPEN")]
+    pub max_open: usize,
+    /// Seconds after which an unused attempt handle is closed.
+    #[arg(long, default_value_t = crate::catalog::DEFAULT_IDLE.as_secs(), env = "SUNDIAL_IDLE_SECS")]
+    pub idle_secs: u64,
 }
 
 /// `sundial simulate`.

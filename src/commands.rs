@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogOptions};
 use crate::cli::{DemoArgs, ProjectArgs, ReplayArgs, ServeArgs, SimulateArgs};
 use crate::engine::SourceRecord;
 use crate::error::{Error, Result};
@@ -69,8 +69,15 @@ pub async fn project(a: ProjectArgs) -> Result<()> {
 /// `sundial serve`.
 pub async fn serve(a: ServeArgs) -> Result<()> {
     let storage = Storage::from_url(&a.storage)?;
+    // A missing bucket or bad endpoint: one clear line now, not 503s later.
+    storage.check().await?;
+    let options = CatalogOptions {
+        max_open: a.max_open.max(1),
+        idle: Duration::from_secs(a.idle_secs.max(1)),
+        ..CatalogOptions::default()
+    };
     let state = AppState {
-        catalog: Arc::new(Catalog::new(storage)),
+        catalog: Arc::new(Catalog::with_options(storage, options)),
         metrics: Arc::new(Metrics::default()),
         live: None,
     };
@@ -183,6 +190,8 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
     serve(ServeArgs {
         storage: a.storage,
         http: a.http,
+        max_open: crate::catalog::DEFAULT_MAX_OPEN,
+        idle_secs: crate::catalog::DEFAULT_IDLE.as_secs(),
     })
     .await
 }

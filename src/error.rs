@@ -26,6 +26,8 @@ pub enum Error {
     Storage(#[from] slatedb::Error),
     #[error("object store: {0}")]
     ObjectStore(#[from] slatedb::object_store::Error),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("corrupt stored data at key={key}: {detail}")]
@@ -59,7 +61,7 @@ impl Error {
                 slatedb::ErrorKind::Unavailable => ErrorKind::Transient,
                 _ => ErrorKind::Fatal,
             },
-            Error::ObjectStore(_) | Error::Io(_) => ErrorKind::Transient,
+            Error::ObjectStore(_) | Error::Io(_) | Error::Unavailable(_) => ErrorKind::Transient,
             Error::Corrupt { .. } | Error::Fenced { .. } | Error::Busy { .. } => ErrorKind::Fatal,
         }
     }

@@ -167,31 +167,56 @@ async fn resolve(
     Ok(s.catalog.resolve(job, attempt).await?)
 }
 
-async fn summaries(s: &AppState) -> Result<Vec<Value>, ApiError> {
-    let mut out = Vec::new();
-    for job in s.catalog.jobs().await? {
-        let store = match s.catalog.resolve(&job, None).await {
-            Ok(st) => st,
-            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        out.push(api::job_summary(&store).await?);
+/// Job summaries opened at once while listing.
+const LIST_CONCURRENCY: usize = 8;
+
+/// The summary of every job whose id starts with `prefix` (its latest
+/// attempt only), newest first: by `start_time` (jobs that never started
+/// last), then by the attempt's creation, then by id.
+async fn summaries(s: &AppState, prefix: Option<&str>) -> Result<Vec<Value>, ApiError> {
+    use futures::StreamExt;
+    let jobs: Vec<String> = s
+        .catalog
+        .jobs()
+        .await?
+        .into_iter()
+        .filter(|j| prefix.is_none_or(|p| j.starts_with(p)))
+        .collect();
+    let found: Vec<Result<Option<Value>, ApiError>> = futures::stream::iter(jobs)
+        .map(|job| async move {
+            let store = match s.catalog.resolve(&job, None).await {
+                Ok(st) => st,
+                Err(e) if e.kind() == crate::error::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(ApiError::from(e)),
+            };
+            api::job_summary(&store).await.map(Some)
+        })
+        .buffered(LIST_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(found.len());
+    for f in found {
+        out.extend(f?);
     }
+    let key = |v: &Value| {
+        (
+            v["start_time"].as_f64().unwrap_or(f64::NEG_INFINITY),
+            v["created_ms"].as_u64().unwrap_or(0),
+            v["job_id"].as_str().unwrap_or("").to_owned(),
+        )
+    };
     out.sort_by(|a, b| {
-        let key = |v: &Value| {
-            (
-                v["created_ms"].as_u64().unwrap_or(0),
-                v["job_id"].as_str().unwrap_or("").to_owned(),
-            )
-        };
-        key(b).cmp(&key(a))
+        let (ka, kb) = (key(a), key(b));
+        kb.0.total_cmp(&ka.0)
+            .then(kb.1.cmp(&ka.1))
+            .then(kb.2.cmp(&ka.2))
     });
     Ok(out)
 }
 
 async fn overview(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let r = async {
-        let all = summaries(&s).await?;
+        let all = summaries(&s, None).await?;
         let count = |st: &str| all.iter().filter(|v| v["status"] == st).count();
         Ok(json!({
             "total": all.len(),
@@ -204,6 +229,9 @@ async fn overview(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     done(&s, "overview", r)
 }
 
+/// `GET /api/jobs`: `status` (running, completed, failed), `prefix` (of the
+/// job id), `since` / `until` (seconds since the epoch: `since <= start_time
+/// < until`), newest first, paged.
 async fn jobs(State(s): State<AppState>, Q(q): Q) -> Result<Json<Value>, ApiError> {
     let r = async {
         let page = api::Page::from_params(&q)?;
@@ -217,10 +245,39 @@ async fn jobs(State(s): State<AppState>, Q(q): Q) -> Result<Json<Value>, ApiErro
                 )))
             }
         };
-        let all: Vec<Value> = summaries(&s)
+        let prefix = q
+            .get("prefix")
+            .map(String::as_str)
+            .filter(|p| !p.is_empty());
+        if let Some(p) = prefix {
+            crate::storage::validate_id("prefix", p)?;
+        }
+        let since: Option<f64> = api::opt_num(&q, "since")?;
+        let until: Option<f64> = api::opt_num(&q, "until")?;
+        for (name, v) in [("since", since), ("until", until)] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                return Err(ApiError::bad(format!(
+                    "{name}: use seconds since the epoch"
+                )));
+            }
+        }
+        if let (Some(a), Some(b)) = (since, until) {
+            if a > b {
+                return Err(ApiError::bad(format!(
+                    "since={a} is after until={b}: use since <= until"
+                )));
+            }
+        }
+        let all: Vec<Value> = summaries(&s, prefix)
             .await?
             .into_iter()
             .filter(|v| status.as_ref().is_none_or(|st| v["status"] == st.as_str()))
+            .filter(|v| {
+                let start = v["start_time"].as_f64();
+                let after = since.is_none_or(|a| start.is_some_and(|t| t >= a));
+                let before = until.is_none_or(|b| start.is_some_and(|t| t < b));
+                after && before
+            })
             .collect();
         Ok(page.cut(all))
     }
@@ -304,12 +361,17 @@ async fn attempts(
 ) -> Result<Json<Value>, ApiError> {
     let r = async {
         let page = api::Page::from_params(&q)?;
-        let list = s.catalog.attempts(&job).await?;
+        let list = s.catalog.attempt_ids(&job).await?;
         if list.is_empty() {
             return Err(ApiError::not_found(format!("job {job:?} not found")));
         }
+        let total = list.len() as u64;
         let mut items = Vec::new();
-        for st in list {
+        // Only this page's attempts, one open at a time: the handle cache
+        // stays bounded.
+        let skip = page.skip().min(usize::MAX as u64) as usize;
+        for (attempt, _) in list.into_iter().skip(skip).take(page.page_size as usize) {
+            let st = s.catalog.attempt(&job, &attempt).await?;
             let j = st.job().await?;
             items.push(json!({
                 "attempt_id": st.meta.attempt_id,
@@ -319,7 +381,7 @@ async fn attempts(
                 "log_offset": j.log_offset,
             }));
         }
-        let mut v = page.cut(items);
+        let mut v = page.wrap(items, total);
         v["job_id"] = json!(job);
         Ok(v)
     }

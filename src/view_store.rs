@@ -61,12 +61,30 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
+/// Closes a read-only follower (stops its manifest poller) when the last
+/// user of its `ViewStore` is gone: dropping a `DbReader` does not.
+struct CloseOnDrop(Arc<DbReader>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let reader = self.0.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = reader.close().await {
+                    tracing::debug!(error = %e, "closing a reader failed");
+                }
+            });
+        }
+    }
+}
+
 /// Read access to one attempt's views and log.
 #[derive(Clone)]
 pub struct ViewStore {
     handle: Handle,
     /// The attempt's identity.
     pub meta: AttemptMeta,
+    closer: Option<Arc<CloseOnDrop>>,
 }
 
 fn corrupt(key: &[u8], e: impl std::fmt::Display) -> Error {
@@ -85,7 +103,20 @@ impl ViewStore {
         };
         meta.job_id = job.to_owned();
         meta.attempt_id = attempt.to_owned();
-        Ok(ViewStore { handle, meta })
+        Ok(ViewStore {
+            handle,
+            meta,
+            closer: None,
+        })
+    }
+
+    /// Makes a read-only store close its reader once the last clone of it
+    /// is dropped (a writer's handle is left to its owner).
+    pub fn close_on_drop(mut self) -> Self {
+        if let Handle::Reader(r) = &self.handle {
+            self.closer = Some(Arc::new(CloseOnDrop(r.clone())));
+        }
+        self
     }
 
     /// The underlying handle.

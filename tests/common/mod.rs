@@ -129,6 +129,9 @@ impl Expect {
 /// The running test server and what its data holds.
 pub struct Fixture {
     pub addr: SocketAddr,
+    /// The storage directory the server reads (used by `tests/read_only.rs`).
+    #[allow(dead_code)]
+    pub store: PathBuf,
     /// Latest attempt of `AUTO`.
     pub auto: Expect,
     /// Older attempt of `AUTO`.
@@ -218,6 +221,7 @@ async fn prepare(dir: &Path) -> (Storage, Fixture) {
     }
     let fx = Fixture {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        store: store_dir.clone(),
         auto: Expect::read(AUTO, &auto),
         auto_old: Expect::read(AUTO, &auto_old),
         storm: Expect::read(STORM, &storm),
