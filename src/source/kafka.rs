@@ -227,7 +227,7 @@ impl Watch {
             }
             self.partitions.fetch_max(n, Ordering::Relaxed);
             for p in 0..self.partitions.load(Ordering::Relaxed) as i32 {
-                if let Some(high) = cached_high_watermark(&self.consumer, &self.topic, p) {
+                if let Some((_, high)) = cached_watermarks(&self.consumer, &self.topic, p) {
                     let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
                     stats.entry(p).or_default().watermark = high;
                 }
@@ -253,11 +253,15 @@ impl Watch {
     }
 }
 
-/// The high watermark librdkafka took from the last fetch response (no
-/// request is sent). Not ListOffsets: Tansu 0.6 answers that with the start
+/// The (low, high) watermarks librdkafka took from the last fetch response
+/// (no request is sent). Not ListOffsets: Tansu 0.6 answers that with the start
 /// of the last record batch + 1, while its fetch responses carry the true
 /// end of the log. `None` before the first fetch.
-fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+pub fn cached_watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1_i64, -1_i64);
     // SAFETY: a live client handle, a NUL-terminated topic name and two
@@ -272,7 +276,7 @@ fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -
         )
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some(high)
+        .then_some((low, high))
 }
 
 struct Run {

@@ -593,30 +593,11 @@ impl Broker {
     }
 }
 
-/// The (low, high) watermarks librdkafka cached from fetch responses
-/// (`rd_kafka_get_watermark_offsets`, no request): on Tansu 0.6 this `high`
-/// is the true end of the log, unlike ListOffsets'. `None` before a fetch.
-pub fn cached_watermarks(
-    consumer: &BaseConsumer,
-    topic: &str,
-    partition: i32,
-) -> Option<(i64, i64)> {
-    let topic = std::ffi::CString::new(topic).expect("topic without NUL");
-    let (mut low, mut high) = (-1_i64, -1_i64);
-    // SAFETY: a live client handle, a NUL-terminated topic and two valid
-    // out-pointers; librdkafka only reads its local cache here.
-    let err = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some((low, high))
-}
+/// The (low, high) watermarks librdkafka cached from fetch responses (no
+/// request): on Tansu 0.6 this `high` is the true end of the log, unlike
+/// ListOffsets'. `None` before a fetch.
+#[allow(unused_imports)]
+pub use sundial::source::kafka::cached_watermarks;
 
 /// Assigns `tpl` and polls until `expected` records arrived, then checks for
 /// ~300 ms that no extra record follows.
