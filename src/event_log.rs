@@ -157,7 +157,12 @@ mod tests {
             .collect();
         let packed = encode_segment(&refs);
         let plain = rmp_serde::to_vec(&refs).unwrap();
-        assert!(packed.len() < plain.len() / 2, "{} vs {}", packed.len(), plain.len());
+        assert!(
+            packed.len() < plain.len() / 2,
+            "{} vs {}",
+            packed.len(),
+            plain.len()
+        );
         let a = decode_segment(&packed).unwrap();
         assert_eq!(a, decode_segment(&plain).unwrap());
         assert_eq!(a.len(), 100);
