@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Records per second of the latency run (with --brokers).
     #[arg(long, default_value_t = 10_000)]
     pub latency_rate: u64,
+    /// Measure the history server instead: a job of --events events, one of
+    /// 10 000 and this many tiny ones, served by `sundial serve`.
+    #[arg(long)]
+    pub history_jobs: Option<usize>,
 }
 
 /// `sundial project`.

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_history;
 pub mod bench_kafka;
 pub mod catalog;
 pub mod cli;

@@ -36,9 +36,19 @@ fn main() -> ExitCode {
             Command::Serve(a) => sundial::commands::serve(a).await,
             Command::Simulate(a) => sundial::commands::simulate(a).await,
             Command::Demo(a) => sundial::commands::demo(a).await,
-            Command::Bench(a) => match &a.brokers {
-                Some(b) => sundial::bench_kafka::run(b, a.events, &a.dir, a.latency_rate).await,
-                None => sundial::bench::run(a.events, &a.dir).await,
+            Command::Bench(a) => match (&a.brokers, a.history_jobs) {
+                (Some(b), _) => {
+                    sundial::bench_kafka::run(b, a.events, &a.dir, a.latency_rate).await
+                }
+                (None, Some(jobs)) => {
+                    let b = sundial::bench_history::HistoryBench {
+                        big_events: a.events,
+                        small_events: 10_000,
+                        jobs,
+                    };
+                    sundial::bench_history::run(b, &a.dir).await
+                }
+                (None, None) => sundial::bench::run(a.events, &a.dir).await,
             },
         }
     });

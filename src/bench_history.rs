@@ -1,0 +1,156 @@
+//! `sundial bench --history`: the history server's figures. Builds a big
+//! finished job, a small one and many tiny ones under one local directory,
+//! starts `sundial serve` over it as a separate process, and times the first
+//! HTTP answer for each job (opening it cold), the job list, and the
+//! server's resident memory after listing every job.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::engine::SourceRecord;
+use crate::error::{Error, Result};
+use crate::replay::{replay_batches, DEFAULT_BATCH};
+use crate::simulate::{self, Scenario, SimConfig};
+use crate::storage::Storage;
+
+/// What to build before measuring.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryBench {
+    /// Events of the big job.
+    pub big_events: usize,
+    /// Events of the small job.
+    pub small_events: usize,
+    /// Tiny jobs to list (besides the two above).
+    pub jobs: usize,
+}
+
+/// Replays a simulated realistic job of about `events` records.
+async fn build_job(storage: &Storage, job: &str, events: usize) -> Result<u64> {
+    let cfg = SimConfig::new(job, Scenario::Realistic, events);
+    let mut records = simulate::simulate(&cfg).enumerate();
+    let (_, summary) = replay_batches(storage, job, Some("a1"), "simulate", |buf| {
+        for (i, value) in records.by_ref().take(DEFAULT_BATCH) {
+            buf.push(SourceRecord {
+                partition: 0,
+                offset: i as i64,
+                arrival_ms: 0,
+                content_type: None,
+                value,
+            });
+        }
+        Ok(buf.len() == DEFAULT_BATCH)
+    })
+    .await?;
+    Ok(summary.totals.records)
+}
+
+/// One GET over a fresh connection: (status, body bytes, elapsed).
+async fn timed_get(addr: &str, path: &str) -> Result<(u16, usize, Duration)> {
+    let t = Instant::now();
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let elapsed = t.elapsed();
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or(0, |(_, b)| b.len());
+    Ok((status, body, elapsed))
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Builds the jobs under `dir` (emptied first) and prints the figures.
+pub async fn run(b: HistoryBench, dir: &str) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    let storage = Storage::from_url(dir)?;
+    let t = Instant::now();
+    let big = build_job(&storage, "hist_big", b.big_events).await?;
+    println!(
+        "built hist_big:   {big} events in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let small = build_job(&storage, "hist_small", b.small_events).await?;
+    let t = Instant::now();
+    for i in 0..b.jobs {
+        build_job(&storage, &format!("hist_tiny_{i:05}"), 50).await?;
+    }
+    println!(
+        "built hist_small ({small} events) and {} tiny jobs in {:.1} s",
+        b.jobs,
+        t.elapsed().as_secs_f64()
+    );
+
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.to_string()
+    };
+    let exe = std::env::current_exe()?;
+    let mut server = std::process::Command::new(exe)
+        .args(["serve", "--storage", dir, "--http", &addr])
+        .env("RUST_LOG", "warn")
+        .spawn()?;
+    let started = Instant::now();
+    while timed_get(&addr, "/health").await.is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = server.kill();
+            return Err(Error::invalid("bench", "sundial serve did not start"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let result = measure(&addr, server.id(), big, small, b.jobs + 2).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    result
+}
+
+async fn measure(addr: &str, pid: u32, big: u64, small: u64, jobs: usize) -> Result<()> {
+    println!(
+        "serve RSS at start:                  {:.0} MB",
+        rss_mb(pid).unwrap_or(f64::NAN)
+    );
+    for (job, n) in [("hist_big", big), ("hist_small", small)] {
+        let (status, _, cold) = timed_get(addr, &format!("/api/jobs/{job}")).await?;
+        let (_, _, warm) = timed_get(addr, &format!("/api/jobs/{job}")).await?;
+        let (_, _, stages) = timed_get(addr, &format!("/api/jobs/{job}/stages")).await?;
+        println!(
+            "first answer, {job} ({n} events): {} cold (status {status}), {} warm, stages {}",
+            ms(cold),
+            ms(warm),
+            ms(stages)
+        );
+    }
+    let (status, bytes, cold) = timed_get(addr, "/api/jobs?page_size=1000").await?;
+    let (_, _, warm) = timed_get(addr, "/api/jobs?page_size=1000").await?;
+    println!(
+        "list {jobs} jobs (page_size 1000):     {} cold (status {status}, {bytes} bytes), {} warm",
+        ms(cold),
+        ms(warm)
+    );
+    println!(
+        "serve RSS after listing:             {:.0} MB",
+        rss_mb(pid).unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
