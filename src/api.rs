@@ -145,7 +145,7 @@ fn filter<'p>(p: &'p Params, name: &str) -> Option<&'p str> {
 /// The job view.
 pub async fn job(store: &ViewStore) -> ApiResult {
     let job = store.job().await?;
-    let stages = store.all::<StageView>("").await?;
+    let stages = store.stages(job.log_offset).await?;
     Ok(job_json(store, &job, &stages))
 }
 
@@ -273,8 +273,8 @@ pub async fn stages(store: &ViewStore, p: &Params) -> ApiResult {
     let page = Page::from_params(p)?;
     let job = store.job().await?;
     let mut items = Vec::new();
-    for row in store.all::<StageView>("").await? {
-        items.push(stage_json(store, &job, &row).await?);
+    for row in store.stages(job.log_offset).await?.iter() {
+        items.push(stage_json(store, &job, row).await?);
     }
     Ok(page.cut(items))
 }

@@ -85,7 +85,13 @@ pub struct ViewStore {
     /// The attempt's identity.
     pub meta: AttemptMeta,
     closer: Option<Arc<CloseOnDrop>>,
+    /// The stage rows as of a log offset: every job answer needs them, and
+    /// a long job's stage rows (each worker's contributions) are costly to
+    /// decode, while a finished job's never change.
+    stages: Arc<std::sync::Mutex<Option<StagesAt>>>,
 }
+
+type StagesAt = (u64, Arc<Vec<sundial_views::stage::StageRow>>);
 
 fn corrupt(key: &[u8], e: impl std::fmt::Display) -> Error {
     Error::Corrupt {
@@ -107,6 +113,7 @@ impl ViewStore {
             handle,
             meta,
             closer: None,
+            stages: Arc::default(),
         })
     }
 
@@ -165,6 +172,33 @@ impl ViewStore {
     }
 
     /// Every row of view `P` under `prefix`, in key order.
+    /// Every stage row as of `log_offset` (the job row's), decoded once per
+    /// offset.
+    pub async fn stages(
+        &self,
+        log_offset: u64,
+    ) -> Result<Arc<Vec<sundial_views::stage::StageRow>>> {
+        let cached = self
+            .stages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some((at, rows)) = cached {
+            if at == log_offset {
+                return Ok(rows);
+            }
+        }
+        let rows = Arc::new(self.all::<sundial_views::stage::StageView>("").await?);
+        // Rows read after the job row may be newer than `log_offset` on a
+        // live attempt: cache them under the offset read now only if it
+        // did not move meanwhile.
+        if self.job().await?.log_offset == log_offset {
+            *self.stages.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((log_offset, rows.clone()));
+        }
+        Ok(rows)
+    }
+
     pub async fn all<P: Projection>(&self, prefix: &str) -> Result<Vec<P::Row>> {
         let mut out = Vec::new();
         self.visit::<P>(prefix, |_, r| {
