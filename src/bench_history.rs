@@ -45,23 +45,34 @@ async fn build_job(storage: &Storage, job: &str, events: usize) -> Result<u64> {
     Ok(summary.totals.records)
 }
 
-/// One GET over a fresh connection: (status, body bytes, elapsed).
-async fn timed_get(addr: &str, path: &str) -> Result<(u16, usize, Duration)> {
-    let t = Instant::now();
+/// One HTTP/1.1 GET over a fresh connection: (status, body).
+pub(crate) async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
-    let elapsed = t.elapsed();
     let text = String::from_utf8_lossy(&buf);
     let status = text
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or(0, |(_, b)| b.len());
-    Ok((status, body, elapsed))
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    Ok((status, body.unwrap_or_default()))
+}
+
+/// A free loopback address to serve on.
+pub(crate) fn free_addr() -> Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.to_string())
+}
+
+/// `http_get` timed: (status, body bytes, elapsed).
+async fn timed_get(addr: &str, path: &str) -> Result<(u16, usize, Duration)> {
+    let t = Instant::now();
+    let (status, body) = http_get(addr, path).await?;
+    Ok((status, body.len(), t.elapsed()))
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {
@@ -102,10 +113,7 @@ pub async fn run(b: HistoryBench, dir: &str) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.to_string()
-    };
+    let addr = free_addr()?;
     let exe = std::env::current_exe()?;
     let mut server = std::process::Command::new(exe)
         .args(["serve", "--storage", dir, "--http", &addr])

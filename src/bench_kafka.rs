@@ -15,7 +15,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::project::{self, ProjectOptions};
@@ -87,15 +86,7 @@ async fn fill(p: &FutureProducer, topic: &str, records: &[Vec<u8>]) -> Result<()
 
 /// Reads `n` records of partition 0 with the daemon's consumer settings.
 fn raw_consume(brokers: &str, topic: &str, n: usize) -> Result<f64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "sundial-bench-raw")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("queued.min.messages", "200000")
-        .set("queued.max.messages.kbytes", "262144")
-        .set("fetch.wait.max.ms", "20")
+    let c: BaseConsumer = crate::source::kafka::consumer_config(brokers, "sundial-bench-raw")
         .create()
         .map_err(kafka_err)?;
     let mut tpl = TopicPartitionList::new();
@@ -120,13 +111,10 @@ fn raw_consume(brokers: &str, topic: &str, n: usize) -> Result<f64> {
 
 /// One GET over a fresh connection; the body.
 async fn get(addr: &str, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+    crate::bench_history::http_get(addr, path)
+        .await
+        .ok()
+        .map(|(_, body)| body)
 }
 
 async fn log_offset(addr: &str, job: &str) -> u64 {
@@ -134,11 +122,6 @@ async fn log_offset(addr: &str, job: &str) -> u64 {
     body.and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
         .and_then(|v| v["log_offset"].as_u64())
         .unwrap_or(0)
-}
-
-fn free_addr() -> Result<String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.to_string())
 }
 
 /// Starts a daemon in this process; returns its HTTP address and a stopper.
@@ -152,7 +135,7 @@ fn start_daemon(
     tokio::sync::oneshot::Sender<()>,
     std::thread::JoinHandle<()>,
 )> {
-    let addr = free_addr()?;
+    let addr = crate::bench_history::free_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let opts = ProjectOptions {
         job: job.to_owned(),

@@ -164,8 +164,8 @@ async fn run_leased(
     drop(daemon);
     let closed = db.close().await;
     outcome?;
-    flushed.map_err(|e| fenced_or(e, &o.job, attempt))?;
-    closed.map_err(|e| fenced_or(e.into(), &o.job, attempt))?;
+    flushed?;
+    closed?;
     Ok(summary)
 }
 
@@ -293,10 +293,7 @@ impl Daemon<'_> {
     async fn commit(&mut self, batch: &mut Vec<SourceRecord>) -> Result<()> {
         let before = self.engine.totals();
         let t = Instant::now();
-        self.engine
-            .ingest(batch)
-            .await
-            .map_err(|e| fenced_or(e, &self.o.job, &self.store.meta.attempt_id))?;
+        self.engine.ingest(batch).await?;
         self.metrics
             .batch_seconds
             .observe(t.elapsed().as_secs_f64());

@@ -157,10 +157,12 @@ impl Drop for KafkaSource {
     }
 }
 
-fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer> {
+/// The consumer settings the daemon reads with (also the bench's raw
+/// consumer, so the two are measured alike).
+pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.brokers)
-        .set("group.id", &cfg.group_id)
+    c.set("bootstrap.servers", brokers)
+        .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -175,6 +177,11 @@ fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer> {
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "2000")
         .set("log_level", "4");
+    c
+}
+
+fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer> {
+    let mut c = consumer_config(&cfg.brokers, &cfg.group_id);
     for (k, v) in &cfg.extra {
         c.set(k, v);
     }
@@ -189,6 +196,8 @@ struct Part {
     next: i64,
     /// In seek mode, before the first record: the offset asked for.
     probing: Option<i64>,
+    /// One past the highest offset received (published once per poll round).
+    fetched_end: i64,
 }
 
 /// The side thread: the topic's partition count and the broker's
@@ -314,7 +323,7 @@ impl Run {
                     None => break,
                     Some(Ok(m)) => {
                         let (consumer, cfg) = (&self.consumer, &self.cfg);
-                        if let Some(r) = accept(consumer, cfg, &mut self.parts, &self.stats, &m) {
+                        if let Some(r) = accept(consumer, cfg, &mut self.parts, &m) {
                             chunk.push(r);
                         }
                     }
@@ -335,6 +344,7 @@ impl Run {
                 timeout = Duration::ZERO;
             }
             let drained = chunk.len() < CHUNK;
+            self.publish_fetched();
             if !chunk.is_empty() {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                 if self.tx.blocking_send(full).is_err() {
@@ -344,6 +354,16 @@ impl Run {
             if drained {
                 self.drained_ms.store(now_ms(), Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Hands what was fetched to the metrics side, before the records it
+    /// covers leave this thread (the quiet exit relies on that order).
+    fn publish_fetched(&self) {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        for (&p, part) in &self.parts {
+            let s = stats.entry(p).or_default();
+            s.fetched_end = s.fetched_end.max(part.fetched_end);
         }
     }
 
@@ -365,7 +385,14 @@ impl Run {
             {
                 continue;
             }
-            self.parts.insert(p, Part { next, probing });
+            self.parts.insert(
+                p,
+                Part {
+                    next,
+                    probing,
+                    fetched_end: 0,
+                },
+            );
             tracing::info!(topic = %self.cfg.topic, partition = p, next, mode = ?self.cfg.resume, "assigned");
         }
         if tpl.count() > 0 {
@@ -385,16 +412,11 @@ fn accept(
     consumer: &BaseConsumer,
     cfg: &KafkaConfig,
     parts: &mut BTreeMap<i32, Part>,
-    stats: &Stats,
     m: &rdkafka::message::BorrowedMessage<'_>,
 ) -> Option<SourceRecord> {
     let (p, offset) = (m.partition(), m.offset());
-    {
-        let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
-        let s = stats.entry(p).or_default();
-        s.fetched_end = s.fetched_end.max(offset + 1);
-    }
     let part = parts.get_mut(&p)?;
+    part.fetched_end = part.fetched_end.max(offset + 1);
     if let Some(asked) = part.probing.take() {
         if offset > asked {
             tracing::warn!(
