@@ -13,12 +13,11 @@ mod produce;
 mod tansu;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use daemon::{
-    assert_identical, assert_same, fixture_values, free_addr, golden, project_cmd, run_to_end,
-    snapshot, wait_offset, wait_output, Differ,
+    assert_identical, assert_same, attempts, autoscale_values, free_addr, golden, open_store,
+    project_cmd, rt, run_to_end, snapshot, wait_offset, wait_output, Differ,
 };
 use produce::{produce_python, produce_rdkafka, write_records_file, Record};
 use rdkafka::consumer::Consumer;
@@ -26,17 +25,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use sundial::engine::SourceRecord;
 use sundial::replay::replay_batches;
 use sundial::storage::Storage;
-use sundial::view_store::{Handle, ViewStore};
 use tansu::Broker;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Replays `values` as partition 0, offsets 0.. into `attempt` of `job`
 /// under `dir`, recorded as fed from `topic` (what the daemon would have
@@ -70,35 +61,28 @@ fn replay_as_kafka(dir: &Path, job: &str, attempt: &str, topic: &str, values: &[
 fn replay_snapshot(job: &str, values: &[Vec<u8>]) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
     replay_as_kafka(tmp.path(), job, "golden", "file", values);
-    let storage = Storage::from_url(tmp.path().to_str().unwrap()).unwrap();
-    let rt = rt();
-    let reader = rt.block_on(storage.open_reader(job, "golden")).unwrap();
-    let store = rt
-        .block_on(ViewStore::open(
-            Handle::Reader(Arc::new(reader)),
-            job,
-            "golden",
-        ))
-        .unwrap();
-    rt.block_on(sundial::api::snapshot(&store)).unwrap()
+    rt().block_on(async {
+        sundial::api::snapshot(&open_store(tmp.path(), job, "golden").await)
+            .await
+            .unwrap()
+    })
 }
 
 /// The stored `log_offset` of the one attempt under `dir` (0 before any).
 fn stored_offset(dir: &Path, job: &str) -> u64 {
-    let storage = Storage::from_url(dir.to_str().unwrap()).unwrap();
-    let rt = rt();
-    let Some(attempt) = rt.block_on(storage.list_attempts(job)).unwrap().pop() else {
-        return 0;
-    };
-    let reader = rt.block_on(storage.open_reader(job, &attempt)).unwrap();
-    let store = rt
-        .block_on(ViewStore::open(
-            Handle::Reader(Arc::new(reader)),
-            job,
-            &attempt,
-        ))
-        .unwrap();
-    rt.block_on(store.job()).unwrap().log_offset
+    rt().block_on(async {
+        match attempts(dir, job).await.pop() {
+            Some(a) => {
+                open_store(dir, job, &a)
+                    .await
+                    .job()
+                    .await
+                    .unwrap()
+                    .log_offset
+            }
+            None => 0,
+        }
+    })
 }
 
 /// A small deterministic generator for the kill moments.
@@ -202,10 +186,7 @@ fn first_offset_from(broker: &Broker, topic: &str, offset: i64) -> Option<i64> {
 fn resuming_inside_a_record_batch_loses_nothing() {
     let job = "fx_autoscale";
     let topic = "midbatch_state";
-    let values = fixture_values(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("replay-fixtures/autoscale-completed/events.ndjson"),
-    );
+    let values = autoscale_values();
     let broker = Broker::start();
     broker.create_topic(topic, 1);
     let recs: Vec<Record> = values.iter().map(|v| (None, v.clone())).collect();
@@ -266,10 +247,7 @@ fn resuming_inside_a_record_batch_loses_nothing() {
 fn a_broker_restart_mid_stream_is_survived() {
     let job = "fx_autoscale";
     let topic = "restart_state";
-    let values = fixture_values(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("replay-fixtures/autoscale-completed/events.ndjson"),
-    );
+    let values = autoscale_values();
     let half = values.len() / 2;
     let mut broker = Broker::start_persistent();
     broker.create_topic(topic, 1);

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use daemon::{
-    assert_same, fixture_values, free_addr, golden, http_get, project_cmd, snapshot, terminate,
+    assert_same, autoscale_values, free_addr, golden, http_get, project_cmd, snapshot, terminate,
     wait_offset, wait_output, Differ,
 };
 use produce::{produce_python, write_records_file, Record};
@@ -24,13 +24,6 @@ use tansu::Broker;
 
 const JOB: &str = "fx_autoscale";
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn fixture() -> Vec<Vec<u8>> {
-    fixture_values(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("replay-fixtures/autoscale-completed/events.ndjson"),
-    )
-}
 
 /// Produces `values` unkeyed with the Python producer.
 fn send(broker: &Broker, topic: &str, values: &[Vec<u8>], scratch: &Path, name: &str) {
@@ -57,7 +50,7 @@ fn running(topic: &str) -> Running {
     let broker = Broker::start();
     let scratch = tempfile::tempdir().unwrap();
     let storage = scratch.path().join("data");
-    let values = fixture();
+    let values = autoscale_values();
     let half = values.len() / 2;
     broker.create_topic(topic, 1);
     send(

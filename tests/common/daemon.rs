@@ -104,22 +104,46 @@ pub fn source_id(value: &[u8]) -> Option<Vec<u8>> {
     v.get("source_id")?.as_str().map(|s| s.as_bytes().to_vec())
 }
 
-/// The API snapshot of the one attempt of `job` under `storage`.
-pub fn snapshot(storage: &Path, job: &str) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// A read-only store over one attempt under a local directory.
+pub async fn open_store(dir: &Path, job: &str, attempt: &str) -> ViewStore {
+    let storage = Storage::from_url(dir.to_str().unwrap()).unwrap();
+    let reader = storage.open_reader(job, attempt).await.unwrap();
+    ViewStore::open(Handle::Reader(Arc::new(reader)), job, attempt)
+        .await
+        .unwrap()
+}
+
+/// The attempts of `job` under a local directory.
+pub async fn attempts(dir: &Path, job: &str) -> Vec<String> {
+    let storage = Storage::from_url(dir.to_str().unwrap()).unwrap();
+    storage.list_attempts(job).await.unwrap()
+}
+
+/// A current-thread runtime for the blocking tests.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
-        let storage = Storage::from_url(storage.to_str().unwrap()).unwrap();
-        let attempts = storage.list_attempts(job).await.unwrap();
+        .unwrap()
+}
+
+/// The API snapshot of the one attempt of `job` under `storage`.
+pub fn snapshot(storage: &Path, job: &str) -> Value {
+    rt().block_on(async {
+        let attempts = attempts(storage, job).await;
         assert_eq!(attempts.len(), 1, "one attempt of {job}: {attempts:?}");
-        let reader = storage.open_reader(job, &attempts[0]).await.unwrap();
-        let store = ViewStore::open(Handle::Reader(Arc::new(reader)), job, &attempts[0])
+        api::snapshot(&open_store(storage, job, &attempts[0]).await)
             .await
-            .unwrap();
-        api::snapshot(&store).await.unwrap()
+            .unwrap()
     })
+}
+
+/// The records of the autoscale-completed fixture.
+pub fn autoscale_values() -> Vec<Vec<u8>> {
+    fixture_values(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("replay-fixtures/autoscale-completed/events.ndjson"),
+    )
 }
 
 /// A fixture's golden snapshot.
