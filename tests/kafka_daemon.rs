@@ -198,8 +198,22 @@ fn read_view_events_until(reader: &mut impl BufRead, n: u64, timeout: Duration) 
 #[test]
 fn metrics_pass_promtool_and_the_stream_pushes_each_commit() {
     let r = running("live_state");
-    let (status, text) = http_get(&r.addr, "/metrics").unwrap();
-    assert_eq!(status, 200);
+    // Stage gauges follow the commits (recomputed at most once a second):
+    // wait until they cover the first half.
+    let position = format!(
+        "sundial_projector_kafka_position{{partition=\"0\"}} {}\n",
+        r.half
+    );
+    let start = Instant::now();
+    let text = loop {
+        let (status, text) = http_get(&r.addr, "/metrics").unwrap();
+        assert_eq!(status, 200);
+        let settled = text.contains(&position) && text.contains("sundial_stage_workers{");
+        if settled || start.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     for name in [
         "sundial_projector_records_total",
         "sundial_projector_dead_letters_total",
@@ -218,10 +232,6 @@ fn metrics_pass_promtool_and_the_stream_pushes_each_commit() {
     ] {
         assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
     }
-    let position = format!(
-        "sundial_projector_kafka_position{{partition=\"0\"}} {}\n",
-        r.half
-    );
     assert!(
         text.contains(&position),
         "position after the first half: {position}\n{text}"
