@@ -13,6 +13,7 @@ use sundial_views::exceptions::ExceptionView;
 use sundial_views::job::JobRow;
 use sundial_views::lineage::LineageView;
 use sundial_views::metrics::{last_closed_window, window_key, window_prefix, MetricsView};
+use sundial_views::rollup;
 use sundial_views::stage::{StageRow, StageView};
 use sundial_views::timeline::TimelineView;
 use sundial_views::worker::{WorkerRow, WorkerView};
@@ -194,7 +195,11 @@ impl StatusOrRunning for JobRow {
 
 /// A short summary of the job for lists.
 pub async fn job_summary(store: &ViewStore) -> ApiResult {
-    let v = job(store).await?;
+    Ok(list_entry(&job(store).await?, store.meta.created_ms))
+}
+
+/// The list entry cut from the job view's answer (`job`).
+pub fn list_entry(job: &Value, created_ms: u64) -> Value {
     let keep = [
         "job_id",
         "attempt_id",
@@ -212,10 +217,10 @@ pub async fn job_summary(store: &ViewStore) -> ApiResult {
     ];
     let mut out = serde_json::Map::new();
     for k in keep {
-        out.insert(k.to_owned(), v[k].clone());
+        out.insert(k.to_owned(), job[k].clone());
     }
-    out.insert("created_ms".into(), json!(store.meta.created_ms));
-    Ok(Value::Object(out))
+    out.insert("created_ms".into(), json!(created_ms));
+    Value::Object(out)
 }
 
 /// `config` and `dag_edges` from `job_started`.
@@ -293,11 +298,19 @@ pub async fn stage(store: &ViewStore, stage: &str) -> ApiResult {
     stage_json(store, &job, &row).await
 }
 
-/// A stage's closed metric windows within `[start_time, end_time]`.
+/// A stage's closed metric windows within `[start_time, end_time]`, rolled
+/// up into `step` seconds when asked (the stored windows are 1 s).
 pub async fn stage_metrics(store: &ViewStore, stage: &str, p: &Params) -> ApiResult {
     stage_row(store, stage).await?;
     let start: Option<f64> = opt_num(p, "start_time")?;
     let end: Option<f64> = opt_num(p, "end_time")?;
+    let step: u32 = opt_num(p, "step")?.unwrap_or(1);
+    if !(1..=rollup::MAX_STEP_S).contains(&step) {
+        return Err(ApiError::bad(format!(
+            "step={step}: use whole seconds from 1 to {}",
+            rollup::MAX_STEP_S
+        )));
+    }
     let job = store.job().await?;
     let last = job.newest_event_time.map(last_closed_window);
     let mut points = Vec::new();
@@ -308,12 +321,14 @@ pub async fn stage_metrics(store: &ViewStore, stage: &str, p: &Params) -> ApiRes
             }
             let pt = row.point();
             if start.is_none_or(|s| pt.end_time > s) && end.is_none_or(|e| pt.start_time < e) {
-                points.push(serde_json::to_value(pt).unwrap_or_default());
+                points.push(pt);
             }
             true
         })
         .await?;
-    Ok(json!({"stage_id": stage, "window_s": sundial_views::metrics::WINDOW_S, "points": points}))
+    let points = rollup::rollup(&points, step);
+    let window_s = sundial_views::metrics::WINDOW_S.max(f64::from(step));
+    Ok(json!({"stage_id": stage, "window_s": window_s, "points": points}))
 }
 
 fn worker_json(w: &WorkerRow, newest: Option<f64>, with_events: bool) -> Value {

@@ -170,6 +170,32 @@ async fn resolve(
 /// Job summaries opened at once while listing.
 const LIST_CONCURRENCY: usize = 8;
 
+/// A job's list entry: its latest attempt's stored summary when that
+/// attempt is not open here (no database opened), else from its views;
+/// `None` when the job vanished meanwhile.
+async fn list_entry(s: &AppState, job: &str) -> Result<Option<Value>, ApiError> {
+    let gone = |e: &crate::Error| e.kind() == crate::error::ErrorKind::NotFound;
+    let latest = match s.catalog.attempt_ids(job).await {
+        Ok(ids) => match ids.into_iter().next() {
+            Some((latest, _)) => latest,
+            None => return Ok(None),
+        },
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if !s.catalog.is_open(job, &latest) {
+        if let Some(sum) = crate::summary::read(s.catalog.storage(), job, &latest).await? {
+            return Ok(Some(sum.entry));
+        }
+    }
+    let store = match s.catalog.attempt(job, &latest).await {
+        Ok(st) => st,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    api::job_summary(&store).await.map(Some)
+}
+
 /// The summary of every job whose id starts with `prefix` (its latest
 /// attempt only), newest first: by `start_time` (jobs that never started
 /// last), then by the attempt's creation, then by id.
@@ -183,14 +209,7 @@ async fn summaries(s: &AppState, prefix: Option<&str>) -> Result<Vec<Value>, Api
         .filter(|j| prefix.is_none_or(|p| j.starts_with(p)))
         .collect();
     let found: Vec<Result<Option<Value>, ApiError>> = futures::stream::iter(jobs)
-        .map(|job| async move {
-            let store = match s.catalog.resolve(&job, None).await {
-                Ok(st) => st,
-                Err(e) if e.kind() == crate::error::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(ApiError::from(e)),
-            };
-            api::job_summary(&store).await.map(Some)
-        })
+        .map(|job| async move { list_entry(s, &job).await })
         .buffered(LIST_CONCURRENCY)
         .collect()
         .await;
@@ -319,7 +338,47 @@ macro_rules! job_item_route {
     };
 }
 
-job_route!(job, "job", |store, q| api::job(&store));
+async fn job(
+    State(s): State<AppState>,
+    P(job): P<String>,
+    Q(q): Q,
+) -> Result<Json<Value>, ApiError> {
+    let r = async {
+        if let Some(v) = sealed_job(&s, &job, &q).await? {
+            return Ok(v);
+        }
+        api::job(&*resolve(&s, &job, &q).await?).await
+    }
+    .await;
+    done(&s, "job", r)
+}
+
+/// The job view from a sealed summary, when the attempt asked for (or the
+/// latest) is not open here and its writer sealed it: a finished job's
+/// first answer without opening its database, whatever its size.
+async fn sealed_job(s: &AppState, job: &str, q: &Params) -> Result<Option<Value>, ApiError> {
+    if q.keys().any(|k| k != "attempt") {
+        return Ok(None);
+    }
+    crate::storage::validate_id("job id", job)?;
+    let attempt = match q.get("attempt").filter(|a| !a.is_empty()) {
+        Some(a) => {
+            crate::storage::validate_id("attempt id", a)?;
+            a.clone()
+        }
+        None => match s.catalog.attempt_ids(job).await?.into_iter().next() {
+            Some((latest, _)) => latest,
+            None => return Ok(None),
+        },
+    };
+    if s.catalog.is_open(job, &attempt) {
+        return Ok(None);
+    }
+    Ok(crate::summary::read(s.catalog.storage(), job, &attempt)
+        .await?
+        .filter(|sum| sum.sealed)
+        .map(|sum| sum.job))
+}
 job_route!(configuration, "configuration", |store, q| {
     api::configuration(&store)
 });

@@ -22,6 +22,7 @@ pub mod replay;
 pub mod simulate;
 pub mod source;
 pub mod storage;
+pub mod summary;
 pub mod view_store;
 
 pub use error::{Error, Result};

@@ -156,7 +156,10 @@ async fn run_leased(
             s.abort();
         }
     }
-    let flushed = daemon.engine.flush().await;
+    let mut flushed = daemon.engine.flush().await;
+    if flushed.is_ok() && outcome.is_ok() {
+        flushed = crate::summary::write(&o.storage, &daemon.store, true).await;
+    }
     let summary = Summary {
         totals: daemon.engine.totals(),
         seconds: daemon.started.elapsed().as_secs_f64(),
@@ -327,6 +330,10 @@ impl Daemon<'_> {
             self.gauges_stale = false;
             self.last_gauges = Some(Instant::now());
             self.job_gauges().await;
+            // The list entry `serve` shows without opening the attempt.
+            if let Err(e) = crate::summary::write(&self.o.storage, &self.store, false).await {
+                tracing::warn!(error = %e, "could not store the attempt summary");
+            }
         }
     }
 

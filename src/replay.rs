@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::event_log::AttemptMeta;
 use crate::source::file::FileSource;
 use crate::storage::Storage;
+use crate::view_store::{Handle, ViewStore};
 
 /// Records per ingest batch (one log segment, one SlateDB write).
 pub const DEFAULT_BATCH: usize = 16_384;
@@ -133,6 +134,9 @@ pub async fn replay_batches(
         }
     }
     engine.flush().await?;
+    let store = ViewStore::open(Handle::Writer(db.clone()), job, &attempt).await?;
+    crate::summary::write(storage, &store, true).await?;
+    drop(store);
     let summary = Summary {
         totals: engine.totals(),
         seconds: started.elapsed().as_secs_f64(),

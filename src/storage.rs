@@ -175,6 +175,9 @@ impl Storage {
         // SlateDB would report a missing bucket less clearly (or keep retrying).
         self.check().await?;
         let existed = self.attempt_exists(job, attempt).await?;
+        // A summary sealed by an earlier writer stops being the truth now.
+        self.delete_object(job, attempt, crate::summary::SUMMARY_OBJECT)
+            .await?;
         let created_ms = crate::replay::now_ms();
         let db = Db::builder(self.db_path(job, attempt), self.store.clone())
             .with_settings(Self::settings())

@@ -426,6 +426,73 @@ async fn stage_metrics_windows_are_ordered_and_closed() {
     }
 }
 
+/// The seed's 30 s metrics snapshots, rolled up from the stored 1 s windows
+/// of a finished job: each bucket holds the records of its windows, the
+/// latest queue lag and the most workers reporting.
+#[tokio::test]
+async fn stage_metrics_roll_up_into_30s_snapshots() {
+    let mut counted = 0;
+    for stage in &fixture().auto.stages {
+        let target = format!("/api/jobs/{AUTO}/stages/{stage}/metrics");
+        let windows = get_json(&target).await["points"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let v = get_json(&format!("{target}?step=30")).await;
+        assert_eq!(num(&v["window_s"]), 30.0);
+        let snaps = v["points"].as_array().unwrap();
+        let bucket = |p: &Value| (num(&p["start_time"]) / 30.0).floor() * 30.0;
+        let starts: BTreeSet<i64> = windows.iter().map(|w| bucket(w) as i64).collect();
+        let got: Vec<i64> = snaps.iter().map(|p| num(&p["start_time"]) as i64).collect();
+        assert_eq!(got, starts.iter().copied().collect::<Vec<_>>(), "{stage}");
+        for snap in snaps {
+            let start = num(&snap["start_time"]);
+            assert_eq!(num(&snap["end_time"]) - start, 30.0);
+            let inside: Vec<&Value> = windows.iter().filter(|w| bucket(w) == start).collect();
+            let by_workers = inside.iter().any(|w| int(&w["workers_reporting"]) > 0);
+            if by_workers {
+                for field in ["input_throughput", "output_throughput"] {
+                    let records: f64 = inside
+                        .iter()
+                        .filter(|w| int(&w["workers_reporting"]) > 0)
+                        .map(|w| num(&w[field]))
+                        .sum();
+                    let got = num(&snap[field]) * 30.0;
+                    let close = (got - records).abs() < 1e-6 * records.max(1.0);
+                    assert!(close, "{stage}@{start} {field}: {got} != {records}");
+                }
+                counted += 1;
+            }
+            let lag = inside.iter().rev().find(|w| !w["queue_lag"].is_null());
+            assert_eq!(
+                snap["queue_lag"],
+                lag.map_or(Value::Null, |w| w["queue_lag"].clone()),
+                "{stage}@{start}"
+            );
+            let most = inside.iter().map(|w| int(&w["workers_reporting"])).max();
+            assert_eq!(
+                int(&snap["workers_reporting"]),
+                most.unwrap(),
+                "{stage}@{start}"
+            );
+        }
+        // One-second steps are the stored windows themselves.
+        assert_eq!(
+            get_json(&format!("{target}?step=1")).await["points"],
+            Value::Array(windows)
+        );
+    }
+    assert!(counted > 1, "{counted} buckets with workers' counts");
+    let stage = &fixture().auto.stages[0];
+    for bad in ["0", "-30", "1.5", "x", "86401"] {
+        assert_error(
+            &format!("/api/jobs/{AUTO}/stages/{stage}/metrics?step={bad}"),
+            400,
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn stage_workers_are_only_that_stages() {
     let e = &fixture().auto;

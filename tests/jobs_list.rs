@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use sundial::catalog::{Catalog, CatalogOptions};
 use sundial::storage::Storage;
+use sundial::summary::SUMMARY_OBJECT;
 
 use jobs50::{check_follow, check_listing, get_ok, job_id, populate, serve, JOBS, NEW, OLD};
 
@@ -24,7 +25,8 @@ async fn listing_50_jobs_x_2_attempts_on_disk() {
     populate(&storage).await;
     eprintln!("populated {JOBS} jobs x 2 attempts in {:.2?}", t.elapsed());
 
-    // A fresh server: the first listing opens each job's latest attempt only.
+    // A fresh server: the first listing reads each job's latest attempt's
+    // summary and opens no database.
     let catalog = Arc::new(Catalog::with_options(
         Storage::from_url(&url).unwrap(),
         CatalogOptions {
@@ -37,10 +39,31 @@ async fn listing_50_jobs_x_2_attempts_on_disk() {
     let cold = get_ok(addr, "/api/jobs?page_size=100").await;
     let cold_t = t.elapsed();
     assert_eq!(cold["total"], JOBS);
+    assert_eq!(catalog.open_count(), 0, "listing opened a database");
+
+    // Without summaries (attempts of older versions) the same list comes
+    // from each job's latest attempt opened, and no older attempt.
+    let bare = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), bare.path());
+    for i in 0..JOBS {
+        for a in [OLD, NEW] {
+            let f = bare.path().join(job_id(i)).join(a).join(SUMMARY_OBJECT);
+            std::fs::remove_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        }
+    }
+    let opened = Arc::new(Catalog::with_options(
+        Storage::from_url(bare.path().to_str().unwrap()).unwrap(),
+        CatalogOptions {
+            max_open: 1000,
+            ..CatalogOptions::default()
+        },
+    ));
+    let opened_addr = serve(opened.clone()).await;
+    assert_eq!(get_ok(opened_addr, "/api/jobs?page_size=100").await, cold);
     assert_eq!(
-        catalog.open_count(),
+        opened.open_count(),
         JOBS,
-        "listing opened the latest attempt of each job, no older one"
+        "listing without summaries opened the latest attempt of each job, no older one"
     );
     let t = Instant::now();
     let warm = get_ok(addr, "/api/jobs?page_size=100").await;
@@ -108,6 +131,63 @@ async fn listing_50_jobs_x_2_attempts_on_disk() {
         OLD
     );
     assert_eq!(lru.open_count(), 2);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A finished attempt's first `/api/jobs/{job}` answer comes from its
+/// sealed summary without opening it, and equals the answer of its views;
+/// opening the attempt to write unseals it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_summary_answers_like_the_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().to_str().unwrap().to_owned();
+    let storage = Storage::from_url(&url).unwrap();
+    populate(&storage).await;
+    for i in [0, 1, 2] {
+        let job = job_id(i);
+        for (attempt, query) in [(NEW, String::new()), (OLD, format!("?attempt={OLD}"))] {
+            let sum = sundial::summary::read(&storage, &job, attempt)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{job}/{attempt}: no summary"));
+            assert!(sum.sealed, "{job}/{attempt}: a finished replay seals it");
+            let catalog = Arc::new(Catalog::new(Storage::from_url(&url).unwrap()));
+            let addr = serve(catalog.clone()).await;
+            let sealed = get_ok(addr, &format!("/api/jobs/{job}{query}")).await;
+            assert!(!catalog.is_open(&job, attempt), "answered without opening");
+            assert_eq!(sealed, sum.job);
+            // Open it (another route), then the job route reads the views.
+            let sep = if query.is_empty() { '?' } else { '&' };
+            get_ok(addr, &format!("/api/jobs/{job}/stages{query}")).await;
+            assert!(catalog.is_open(&job, attempt));
+            let from_views = get_ok(addr, &format!("/api/jobs/{job}{query}")).await;
+            assert_eq!(sealed, from_views, "{job}/{attempt}");
+            assert_eq!(
+                get_ok(addr, &format!("/api/jobs/{job}{query}{sep}page=1")).await,
+                from_views
+            );
+        }
+    }
+    // A writer opening the attempt makes the summary stop counting.
+    let job = job_id(0);
+    let db = storage.open_writer(&job, NEW).await.unwrap();
+    assert!(sundial::summary::read(&storage, &job, NEW)
+        .await
+        .unwrap()
+        .is_none());
+    db.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

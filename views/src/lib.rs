@@ -15,6 +15,7 @@ pub mod lineage;
 pub mod metrics;
 pub mod projection;
 pub mod projector;
+pub mod rollup;
 pub mod runtime;
 pub mod sequences;
 pub mod stage;
