@@ -23,5 +23,6 @@ pub mod simulate;
 pub mod source;
 pub mod storage;
 pub mod view_store;
+pub mod web;
 
 pub use error::{Error, Result};

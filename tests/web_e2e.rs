@@ -1,0 +1,103 @@
+//! The web page end to end: `sundial demo` (simulate → replay → serve) on a
+//! free port, then headless Chromium (Debian's `chromium`, driven by
+//! `tests/tools/web_e2e.py` through Playwright) loads every page by URL,
+//! checks it shows the job's data as the API reports it, follows links
+//! (portal → job, DAG node → stage, workers pager, lineage split → child →
+//! parent) and fails on any console error, page error or failed load. The
+//! job page's screenshot is written to `$CARGO_TARGET_TMPDIR/web_e2e/job.png`.
+//! `scripts/ensure-tools.sh` installs chromium and playwright.
+
+#[path = "common/daemon.rs"]
+mod daemon;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Kills the demo server when the test ends, passed or not.
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromium() -> String {
+    std::env::var("SUNDIAL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+#[test]
+fn every_page_shows_the_demo_job_in_headless_chromium() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = daemon::free_addr();
+    let mut child = Command::new(daemon::bin())
+        .args(["demo", "--events", "5000", "--http", &addr])
+        .arg("--storage")
+        .arg(data.path())
+        .env("RUST_LOG", "sundial=warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn sundial demo");
+    let stdout = child.stdout.take().unwrap();
+    let _demo = Demo(child);
+
+    // The demo prints its figures, then the page's URL once it serves.
+    let url_line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("open http"))
+        .expect("sundial demo exited without printing the page URL");
+    let want = format!("http://{addr}/");
+    assert!(
+        url_line.contains(&format!("open {want} ")),
+        "demo should print the page URL {want}: {url_line:?}"
+    );
+    // The URL is printed just before binding: wait until the page answers.
+    let mut tries = 0;
+    while daemon::http_get(&addr, "/health").is_none() {
+        tries += 1;
+        assert!(tries < 600, "sundial demo never answered on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, shell) = daemon::http_get(&addr, "/jobs/demo_job/workers").unwrap();
+    assert_eq!(status, 200, "a page path answers the page shell");
+    assert!(shell.contains("/assets/app.js"), "{shell}");
+
+    let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_e2e");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/web_e2e.py");
+    let run = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+        .arg(&script)
+        .args([
+            "--base",
+            &format!("http://{addr}"),
+            "--chromium",
+            &chromium(),
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run tests/tools/web_e2e.py (python3 with playwright)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    print!("{stdout}");
+    assert!(
+        run.status.success(),
+        "the browser checks failed ({}):\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let png = out.join("job.png");
+    let bytes = std::fs::read(&png).expect("job page screenshot");
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000,
+        "{} is not a real screenshot ({} bytes)",
+        png.display(),
+        bytes.len()
+    );
+    println!("job page screenshot: {}", png.display());
+}
