@@ -3,7 +3,8 @@
 //! `tests/tools/web_e2e.py` through Playwright) loads every page by URL,
 //! checks it shows the job's data as the API reports it, follows links
 //! (portal → job, DAG node → stage, workers pager, lineage split → child →
-//! parent) and fails on any console error, page error or failed load. The
+//! parent), checks that a running job's page follows its SSE stream, and
+//! fails on any console error, page error or failed load. The
 //! job page's screenshot is written to `$CARGO_TARGET_TMPDIR/web_e2e/job.png`.
 //! `scripts/ensure-tools.sh` installs chromium and playwright.
 
@@ -29,9 +30,42 @@ fn chromium() -> String {
     std::env::var("SUNDIAL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
 }
 
+/// Stores a job that is still RUNNING under `dir`: the first half of a
+/// simulated stream (no `job_completed`), replayed.
+fn running_job(dir: &Path, job: &str) {
+    let sim = Command::new(daemon::bin())
+        .args([
+            "simulate",
+            "--job",
+            job,
+            "--events",
+            "2000",
+            "--no-anomalies",
+        ])
+        .output()
+        .expect("sundial simulate");
+    assert!(sim.status.success(), "{sim:?}");
+    let text = String::from_utf8(sim.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines[..lines.len() / 2].join("\n") + "\n";
+    assert!(!half.contains("job_completed") && half.contains("job_started"));
+    let input = dir.join("running.ndjson");
+    std::fs::write(&input, half).unwrap();
+    let replay = Command::new(daemon::bin())
+        .args(["replay", "--job", job, "--storage"])
+        .arg(dir)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .expect("sundial replay");
+    assert!(replay.status.success(), "{replay:?}");
+    std::fs::remove_file(&input).unwrap();
+}
+
 #[test]
 fn every_page_shows_the_demo_job_in_headless_chromium() {
     let data = tempfile::tempdir().unwrap();
+    running_job(data.path(), "live_job");
     let addr = daemon::free_addr();
     let mut child = Command::new(daemon::bin())
         .args(["demo", "--events", "5000", "--http", &addr])
@@ -78,6 +112,8 @@ fn every_page_shows_the_demo_job_in_headless_chromium() {
             &format!("http://{addr}"),
             "--chromium",
             &chromium(),
+            "--live-job",
+            "live_job",
         ])
         .arg("--out")
         .arg(&out)

@@ -37,6 +37,8 @@ const live = {
       let view = null;
       try { view = JSON.parse(e.data); } catch (_) { return; }
       // Redraw at most every 2 s, quietly (no "Loading…", scroll kept).
+      // Counted where a test (or a curious user) can see the stream is alive.
+      document.body.dataset.liveUpdates = Number(document.body.dataset.liveUpdates || 0) + 1;
       if (!this.timer) this.timer = setTimeout(() => { this.timer = null; render(true); }, 2000);
       if (view && view.status !== "RUNNING") this.stop();
     });

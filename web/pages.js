@@ -40,7 +40,7 @@ async function portalPage(ctx) {
 function jobKpis(j) {
   return kpis([
     ["Status", badge(j.status)],
-    ["Started (UTC)", fmt.time(j.start_time)],
+    ["Started (UTC)", fmt.time(j.start_time).slice(0, 19)],
     ["Duration", fmt.dur(j.duration_ms)],
     ["Stages", fmt.int(j.stage_count)],
     ["Workers run/total", `${fmt.int(j.worker_count)} / ${fmt.int(j.total_workers)}`],
@@ -89,7 +89,11 @@ async function allStages(job) {
 async function jobPage(ctx) {
   const job = ctx.job;
   const [j, stages] = await Promise.all([api(J(job)), allStages(job)]);
-  const histories = await Promise.all(stages.map(x => api(J(job) + "/stages/" + enc(x.stage_id) + "/metrics")));
+  const [histories, exc, cps] = await Promise.all([
+    Promise.all(stages.map(x => api(J(job) + "/stages/" + enc(x.stage_id) + "/metrics"))),
+    api(J(job) + "/exceptions/summary"), api(J(job) + "/checkpoints"),
+  ]);
+  const recent = cps.history.slice(-8).reverse();
   return [
     h("h1", {}, job, badge(j.status), h("span", { class: "muted mono" }, "attempt " + j.attempt_id)),
     jobKpis(j),
@@ -98,6 +102,21 @@ async function jobPage(ctx) {
       panel("Output throughput (records/s)", lineChart(seriesOf(histories, "output_throughput"), { label: "output throughput" })),
       panel("Queue lag (records)", lineChart(seriesOf(histories, "queue_lag"), { label: "queue lag" }))),
     panel("Stages", stageTable(job, stages)),
+    h("div", { class: "grid2" },
+      panel(`Top exception groups (${fmt.int(exc.group_count)} groups, ${fmt.int(exc.total)} exceptions)`, table([
+        { label: "Count", n: 1, cell: g => fmt.int(g.count) },
+        { label: "Type", cell: g => link(J(job) + "/exceptions" + qs({ exception_type: g.exception_type }), g.exception_type) },
+        { label: "Stage", cell: g => g.stage_id },
+        { label: "Message", cls: "wrap", cell: g => g.normalized_message },
+        { label: "Last seen", cell: g => fmt.clock(g.last_seen) },
+      ], exc.groups.slice(0, 5), "No exceptions.")),
+      panel(`Checkpoints (${fmt.int(cps.completed)} completed, ${fmt.int(cps.failed)} failed, latest ${cps.latest_completed_id ?? "–"})`, table([
+        { label: "Id", n: 1, cell: x => link(J(job) + "/checkpoints", String(x.checkpoint_id)) },
+        { label: "Status", cell: x => badge(x.status) },
+        { label: "Triggered", cell: x => fmt.clock(x.trigger_time) },
+        { label: "Duration", n: 1, cell: x => fmt.dur(x.duration_ms) },
+        { label: "State size", n: 1, cell: x => fmt.bytes(x.state_size_bytes) },
+      ], recent, "No checkpoints."))),
   ];
 }
 
@@ -217,8 +236,9 @@ function groupCard(job, g) {
       h("span", {}, "in stage ", link(J(job) + "/stages/" + enc(g.stage_id), g.stage_id)),
       h("span", { class: "muted" }, `first ${fmt.time(g.first_seen)} · last ${fmt.time(g.last_seen)}`)),
     h("div", { class: "mono" }, g.normalized_message),
-    h("div", { class: "chips" }, h("span", { class: "muted" }, `${fmt.int(g.worker_count)} workers:`),
-      (g.workers || []).slice(0, 12).map(w => h("span", { class: "chip" }, link(J(job) + "/workers/" + enc(w), w))), more(g.workers || [], 12)),
+    (g.workers || []).length ? h("div", { class: "chips" }, h("span", { class: "muted" }, `${fmt.int(g.worker_count)} workers:`),
+      g.workers.slice(0, 12).map(w => h("span", { class: "chip" }, link(J(job) + "/workers/" + enc(w), w))), more(g.workers, 12))
+      : h("div", { class: "muted" }, "reported by the stage, no worker named"),
     (g.splits || []).length ? h("div", { class: "chips" }, h("span", { class: "muted" }, `${fmt.int(g.split_count)} splits:`),
       g.splits.slice(0, 12).map(x => h("span", { class: "chip" }, link(J(job) + "/lineage/" + enc(x), x))), more(g.splits, 12)) : null,
     h("pre", { class: "trace" }, g.sample_stacktrace || g.sample_message || ""));

@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--job", default="demo_job")
     ap.add_argument("--out", required=True, help="directory for job.png")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--live-job", help="a job still RUNNING: its page must follow the SSE stream")
     a = ap.parse_args()
     base, job = a.base.rstrip("/"), a.job
     q = urllib.parse.quote
@@ -57,6 +58,8 @@ def main():
         # any other failure counts.
         page.on("requestfailed", lambda r: "ERR_ABORTED" not in (r.failure or "")
                 and problems.append(f"request failed: {r.url} {r.failure}"))
+        requested = []
+        page.on("request", lambda r: requested.append(r.url))
         page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"))
         app = page.locator("#app")
 
@@ -78,8 +81,8 @@ def main():
         stages = api(f"{J}/stages?page_size=1000")["items"]
         expect(app).to_contain_text(jv["attempt_id"])
         for s in stages:
-            expect(app.locator("table")).to_contain_text(s["stage_id"])
-            expect(app.locator("table")).to_contain_text(s["operator_type"])
+            expect(app.locator("table").first).to_contain_text(s["stage_id"])
+            expect(app.locator("table").first).to_contain_text(s["operator_type"])
         expect(page.locator("svg.dag g.node")).to_have_count(len(stages))
         expect(page.locator("svg.chart path[stroke-width='1.5']").first).to_be_visible()
         expect(page.locator(".kpis")).to_contain_text(f"{jv['total_input_records']:,}")
@@ -155,6 +158,18 @@ def main():
         d = api(f"{J}/dead-letters?page_size=50")["items"]
         visit(f"{J}/dead-letters", *[x["reason"] for x in d[:3]])
         visit(f"{J}/configuration", *[s["operator_type"] for s in stages])
+        # A running job: its page subscribes to the stream and receives views.
+        if a.live_job:
+            L = f"/jobs/{q(a.live_job)}"
+            visit("/?status=running", a.live_job, "RUNNING", "Running (1)")
+            visit(L, a.live_job, "RUNNING")
+            expect(page.locator("#live")).to_be_visible()
+            expect(page.locator("body")).to_have_attribute("data-live-updates", re.compile(r"^[1-9]"))
+            if f"{base}/api{L}/stream" not in requested:
+                problems.append(f"the running job's page never opened /api{L}/stream")
+            visit(J, job)  # a finished job: the stream is closed, no live badge
+            expect(page.locator("#live")).to_be_hidden()
+            print(f"web_e2e: {L} follows /api{L}/stream (live badge, view events)", flush=True)
         ctx.close()
 
     if problems:
