@@ -39,7 +39,6 @@ async function portalPage(ctx) {
 
 function jobKpis(j) {
   return kpis([
-    ["Status", badge(j.status)],
     ["Started (UTC)", fmt.time(j.start_time).slice(0, 19)],
     ["Duration", fmt.dur(j.duration_ms)],
     ["Stages", fmt.int(j.stage_count)],
