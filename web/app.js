@@ -69,8 +69,9 @@ function tabs(job, current) {
   const nav = document.getElementById("tabs");
   nav.hidden = job === null;
   if (job === null) return nav.replaceChildren();
+  const attempt = params().attempt;
   nav.replaceChildren(...TABS.map(([suffix, label]) =>
-    h("a", { href: jobHref(job, suffix), class: suffix === current ? "on" : null }, label)));
+    h("a", { href: jobHref(job, suffix) + qs({ attempt }), class: suffix === current ? "on" : null }, label)));
 }
 
 let renderSeq = 0;
@@ -122,6 +123,11 @@ document.addEventListener("click", e => {
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
   e.preventDefault();
+  // Within one job, an attempt chosen in the URL sticks to every link.
+  const attempt = params().attempt;
+  const job = p => (p.match(/^\/jobs\/([^/]+)/) || [])[1];
+  if (attempt && !url.searchParams.has("attempt") && job(url.pathname) && job(url.pathname) === job(location.pathname))
+    url.searchParams.set("attempt", attempt);
   navigate(url.pathname + url.search);
 });
 window.addEventListener("popstate", () => render(false));

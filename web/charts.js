@@ -43,7 +43,7 @@ function downsample(points, max) {
  * opts.format formats y values. Returns a <div> with the SVG and a legend.
  */
 function lineChart(series, opts = {}) {
-  const W = 560, H = opts.height || 170, L = 46, R = 8, T = 8, B = 20;
+  const W = 480, H = opts.height || 170, L = 42, R = 8, T = 8, B = 20;
   const all = series.flatMap(x => x.points);
   const box = h("div", { class: "chartbox" });
   if (!all.length) return append(box, [h("div", { class: "empty" }, "No closed metric windows yet.")]);
@@ -58,15 +58,21 @@ function lineChart(series, opts = {}) {
   const span = t1 - t0;
   const xt = ticks(0, span, 6).map(d => s("text", { x: x(t0 + d), y: H - 5, "text-anchor": "middle", "font-size": 10, fill: "#6b7785" },
     span > 600 ? fmt.clock(t0 + d).slice(0, 5) : "+" + Math.round(d) + "s"));
+  // Shaded spans (e.g. backpressure): [[t_start, t_end], …].
+  const bands = (opts.bands || []).map(([a, b]) => s("rect", {
+    x: x(Math.max(a, t0)), y: T, width: Math.max(1.5, x(Math.min(b, t1)) - x(Math.max(a, t0))), height: H - T - B,
+    fill: "#f6c67a", opacity: 0.45,
+  }, s("title", {}, opts.bandLabel || "")));
   const lines = series.map((sr, i) => {
     const pts = downsample(sr.points, 400);
     const d = pts.map((p, j) => (j ? "L" : "M") + x(p[0]).toFixed(1) + " " + y(p[1]).toFixed(1)).join("");
     return s("path", { d, fill: "none", stroke: sr.color || PALETTE[i % PALETTE.length], "stroke-width": 1.5, "stroke-linejoin": "round" });
   });
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": opts.label || "chart" },
-    grid, s("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#c9d1da" }), xt, lines);
+    bands, grid, s("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#c9d1da" }), xt, lines);
   const legend = h("div", { class: "legend" }, series.map((sr, i) =>
-    h("span", {}, h("i", { style: "background:" + (sr.color || PALETTE[i % PALETTE.length]) }), sr.name)));
+    h("span", {}, h("i", { style: "background:" + (sr.color || PALETTE[i % PALETTE.length]) }), sr.name)),
+  bands.length ? h("span", {}, h("i", { style: "background:#f6c67a;height:8px" }), opts.bandLabel) : null);
   return append(box, [svg, legend]);
 }
 

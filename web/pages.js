@@ -80,6 +80,19 @@ function seriesOf(histories, field) {
   }));
 }
 
+/** Windows where `field` is true, merged into [start, end] spans. */
+function spansOf(histories, field) {
+  const wins = histories.flatMap(m => m.points.filter(p => p[field]).map(p => [p.start_time, p.end_time]));
+  wins.sort((a, b) => a[0] - b[0]);
+  const out = [];
+  for (const w of wins) {
+    const last = out[out.length - 1];
+    if (last && w[0] <= last[1]) last[1] = Math.max(last[1], w[1]);
+    else out.push([w[0], w[1]]);
+  }
+  return out;
+}
+
 async function allStages(job) {
   const first = await api(J(job) + "/stages?page_size=1000");
   return first.items;
@@ -99,17 +112,19 @@ async function jobPage(ctx) {
     h("div", { class: "grid3" },
       panel("Stage graph", dagChart(stages, j.dag_edges || {}, id => J(job) + "/stages/" + enc(id))),
       panel("Output throughput (records/s)", lineChart(seriesOf(histories, "output_throughput"), { label: "output throughput" })),
-      panel("Queue lag (records)", lineChart(seriesOf(histories, "queue_lag"), { label: "queue lag" }))),
+      panel("Queue lag (records)", lineChart(seriesOf(histories, "queue_lag"), {
+        label: "queue lag", bands: spansOf(histories, "backpressure_active"), bandLabel: "backpressure",
+      }))),
     panel("Stages", stageTable(job, stages)),
-    h("div", { class: "grid2" },
-      panel(`Top exception groups (${fmt.int(exc.group_count)} groups, ${fmt.int(exc.total)} exceptions)`, table([
+    h("div", { class: "grid3" },
+      panel("Workers reporting (autoscaling)", lineChart(seriesOf(histories, "workers_reporting"), { label: "workers", format: v => fmt.num(v, 1) })),
+      panel(`Exceptions (${fmt.int(exc.group_count)} groups, ${fmt.int(exc.total)} in all)`, table([
         { label: "Count", n: 1, cell: g => fmt.int(g.count) },
-        { label: "Type", cell: g => link(J(job) + "/exceptions" + qs({ exception_type: g.exception_type }), g.exception_type) },
-        { label: "Stage", cell: g => g.stage_id },
-        { label: "Message", cls: "wrap", cell: g => g.normalized_message },
-        { label: "Last seen", cell: g => fmt.clock(g.last_seen) },
+        { label: "Group", cls: "wrap", cell: g => [
+          link(J(job) + "/exceptions" + qs({ exception_type: g.exception_type }), g.exception_type),
+          h("span", { class: "muted" }, " in " + g.stage_id), h("div", { class: "mono" }, g.normalized_message)] },
       ], exc.groups.slice(0, 5), "No exceptions.")),
-      panel(`Checkpoints (${fmt.int(cps.completed)} completed, ${fmt.int(cps.failed)} failed, latest ${cps.latest_completed_id ?? "–"})`, table([
+      panel(`Checkpoints (${fmt.int(cps.completed)} ok, ${fmt.int(cps.failed)} failed)`, table([
         { label: "Id", n: 1, cell: x => link(J(job) + "/checkpoints", String(x.checkpoint_id)) },
         { label: "Status", cell: x => badge(x.status) },
         { label: "Triggered", cell: x => fmt.clock(x.trigger_time) },
@@ -144,7 +159,9 @@ async function stagePage(ctx) {
     ]),
     h("div", { class: "grid3" },
       panel("Throughput (records/s)", lineChart([{ name: "input", points: pts("input_throughput") }, { name: "output", points: pts("output_throughput") }], { label: "stage throughput" })),
-      panel("Queue lag (records)", lineChart([{ name: "queue lag", points: pts("queue_lag"), color: PALETTE[1] }], { label: "stage lag" })),
+      panel("Queue lag (records)", lineChart([{ name: "queue lag", points: pts("queue_lag"), color: PALETTE[1] }], {
+        label: "stage lag", bands: spansOf([m], "backpressure_active"), bandLabel: "backpressure",
+      })),
       panel("Skew (max/mean worker rate)", lineChart([{ name: "skew", points: pts("skew_ratio"), color: PALETTE[3] }], { label: "stage skew", format: v => fmt.num(v, 2) }))),
     panel("Partitions", table([
       { label: "Partition", cell: r => r.p },
@@ -410,7 +427,7 @@ async function configPage(ctx) {
         { label: "Max", n: 1, cell: x => x.max_parallelism },
       ], c.stages || [], "No job_started seen yet.")),
       panel("Attempts", table([
-        { label: "Attempt", cell: a => h("span", { class: "mono" }, a.attempt_id) },
+        { label: "Attempt", cell: a => link(J(ctx.job) + qs({ attempt: a.attempt_id }), a.attempt_id) },
         { label: "Status", cell: a => badge(a.status) },
         { label: "Source", cell: a => a.source },
         { label: "Log offset", n: 1, cell: a => fmt.int(a.log_offset) },

@@ -80,6 +80,10 @@ class ApiFailure extends Error {
 
 /** GET /api + path as JSON; a non-2xx answer throws an ApiFailure. */
 async function api(path) {
+  // A page opened with ?attempt=A reads that attempt of its job (the API
+  // serves the latest otherwise); the portal lists latest attempts only.
+  const attempt = new URLSearchParams(location.search).get("attempt");
+  if (attempt && path.startsWith("/jobs/")) path += (path.includes("?") ? "&" : "?") + "attempt=" + enc(attempt);
   const r = await fetch("/api" + path, { headers: { accept: "application/json" } });
   let body = null;
   try { body = await r.json(); } catch (_) { body = null; }

@@ -158,6 +158,12 @@ def main():
         d = api(f"{J}/dead-letters?page_size=50")["items"]
         visit(f"{J}/dead-letters", *[x["reason"] for x in d[:3]])
         visit(f"{J}/configuration", *[s["operator_type"] for s in stages])
+        # An attempt picked there is read by every page and kept by the tabs.
+        app.get_by_role("link", name=jv["attempt_id"], exact=True).click()
+        expect(page).to_have_url(re.compile(r"\?attempt=" + re.escape(jv["attempt_id"]) + "$"))
+        expect(app).to_contain_text("attempt " + jv["attempt_id"])
+        expect(page.locator("#tabs a", has_text="Workers")).to_have_attribute(
+            "href", f"{J}/workers?attempt={jv['attempt_id']}")
         # A running job: its page subscribes to the stream and receives views.
         if a.live_job:
             L = f"/jobs/{q(a.live_job)}"
