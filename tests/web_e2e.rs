@@ -3,7 +3,8 @@
 //! `tests/tools/web_e2e.py` through Playwright) loads every page by URL,
 //! checks it shows the job's data as the API reports it, follows links
 //! (portal → job, DAG node → stage, workers pager, lineage split → child →
-//! parent), checks that a running job's page follows its SSE stream, and
+//! parent), pages through a job of 1 000 workers under a sticky header,
+//! checks that a running job's page follows its SSE stream, and
 //! fails on any console error, page error or failed load. The
 //! job page's screenshot is written to `$CARGO_TARGET_TMPDIR/web_e2e/job.png`.
 //! `scripts/ensure-tools.sh` installs chromium and playwright.
@@ -62,10 +63,72 @@ fn running_job(dir: &Path, job: &str) {
     std::fs::remove_file(&input).unwrap();
 }
 
+/// Workers of the wide job: the pages must page through them.
+const WIDE_WORKERS: usize = 1000;
+
+/// Stores a finished job with `workers` workers under `dir`.
+fn wide_job(dir: &Path, job: &str, workers: usize) {
+    let msg = |kind: &str, source: &str, t: f64, payload: serde_json::Value| {
+        serde_json::json!({"message_type": kind, "job_id": job, "source_id": source,
+            "timestamp": t, "payload": payload, "sequence": null})
+        .to_string()
+    };
+    let t0 = 1_767_772_800.0;
+    let stages: Vec<_> = (0..4)
+        .map(|i| {
+            serde_json::json!({"stage_id": format!("s{i}"), "operator_type": "MapOperatorConfig",
+            "min_parallelism": 1, "max_parallelism": workers})
+        })
+        .collect();
+    let edges = serde_json::json!({"s0": ["s1"], "s1": ["s2", "s3"]});
+    let mut lines = vec![msg(
+        "job_started",
+        job,
+        t0,
+        serde_json::json!({"dag_edges": edges, "stages": stages, "config": {}}),
+    )];
+    for w in 0..workers {
+        let (id, stage) = (format!("w{w:04}"), format!("s{}", w % 4));
+        let t = t0 + 0.001 * w as f64;
+        lines.push(msg(
+            "worker_started",
+            &id,
+            t,
+            serde_json::json!({"stage_id": stage, "assigned_partitions": [w % 8]}),
+        ));
+        lines.push(msg(
+            "worker_metrics",
+            &id,
+            t + 5.0,
+            serde_json::json!({"stage_id": stage,
+            "input_records": 100 + w, "output_records": 90 + w, "processing_time": 1.5,
+            "processed_count": 10, "assigned_partitions": [w % 8], "is_running": true}),
+        ));
+    }
+    lines.push(msg(
+        "job_completed",
+        job,
+        t0 + 10.0,
+        serde_json::json!({"status": "COMPLETED"}),
+    ));
+    let input = dir.join("wide.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let replay = Command::new(daemon::bin())
+        .args(["replay", "--job", job, "--storage"])
+        .arg(dir)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .expect("sundial replay");
+    assert!(replay.status.success(), "{replay:?}");
+    std::fs::remove_file(&input).unwrap();
+}
+
 #[test]
 fn every_page_shows_the_demo_job_in_headless_chromium() {
     let data = tempfile::tempdir().unwrap();
     running_job(data.path(), "live_job");
+    wide_job(data.path(), "wide_job", WIDE_WORKERS);
     let addr = daemon::free_addr();
     let mut child = Command::new(daemon::bin())
         .args(["demo", "--events", "5000", "--http", &addr])
@@ -114,6 +177,8 @@ fn every_page_shows_the_demo_job_in_headless_chromium() {
             &chromium(),
             "--live-job",
             "live_job",
+            "--wide-job",
+            "wide_job",
         ])
         .arg("--out")
         .arg(&out)

@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--job", default="demo_job")
     ap.add_argument("--out", required=True, help="directory for job.png")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--wide-job", help="a job of many workers: paged, header sticks while scrolling")
     ap.add_argument("--live-job", help="a job still RUNNING: its page must follow the SSE stream")
     a = ap.parse_args()
     base, job = a.base.rstrip("/"), a.job
@@ -164,6 +165,28 @@ def main():
         expect(app).to_contain_text("attempt " + jv["attempt_id"])
         expect(page.locator("#tabs a", has_text="Workers")).to_have_attribute(
             "href", f"{J}/workers?attempt={jv['attempt_id']}")
+        # Many workers: 50 a page, the last page reached by the pager, the
+        # header row pinned while the table scrolls.
+        if a.wide_job:
+            W = f"/jobs/{q(a.wide_job)}"
+            first = api(f"{W}/workers?page_size=50")
+            n = first["total"]
+            pages = math.ceil(n / 50)
+            last = api(f"{W}/workers?page_size=50&page={pages}")["items"]
+            visit(f"{W}/workers", f"Page 1 of {pages}", f"of {n:,} workers", first["items"][-1]["worker_id"])
+            page.get_by_title("last page").click()
+            expect(app).to_contain_text(f"Page {pages} of {pages}")
+            expect(app).to_contain_text(last[-1]["worker_id"])
+            visit(f"{W}/workers?page_size=1000", f"of {n:,} workers", first["items"][0]["worker_id"])
+            expect(app.locator("tbody tr")).to_have_count(min(n, 1000))
+            box = app.locator(".scroll").first
+            box.evaluate("e => e.scrollTop = e.scrollHeight / 2")
+            top = box.bounding_box()["y"]
+            th = app.locator("th").first.bounding_box()["y"]
+            if abs(th - top) > 2:
+                problems.append(f"header row scrolled away: th at {th}, table box at {top}")
+            print(f"web_e2e: {W}/workers pages {n} workers, header sticks", flush=True)
+
         # A running job: its page subscribes to the stream and receives views.
         if a.live_job:
             L = f"/jobs/{q(a.live_job)}"
