@@ -78,7 +78,7 @@ function lineChart(series, opts = {}) {
 
 /** Vertical bars: items = [{label, value, color}]; for checkpoint durations. */
 function barChart(items, opts = {}) {
-  const W = 560, H = opts.height || 140, L = 46, R = 8, T = 8, B = 18;
+  const W = opts.width || 560, H = opts.height || 140, L = 46, R = 8, T = 8, B = 18;
   if (!items.length) return h("div", { class: "empty" }, "Nothing to chart.");
   const vmax = Math.max(1, ...items.map(i => i.value)) * 1.08;
   const bw = (W - L - R) / items.length;
@@ -149,4 +149,27 @@ function dagChart(stages, edges, href) {
     s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" },
       s("path", { d: "M0 0 L10 5 L0 10 z", fill: "#9aa7b6" }))),
     edgeEls, nodes);
+}
+
+/**
+ * Events on a time axis, one lane per kind: items = [{t, lane, label}].
+ * For the timeline: when workers came and went, exceptions, the job's ends.
+ */
+function laneChart(items, opts = {}) {
+  if (!items.length) return h("div", { class: "empty" }, "No events.");
+  const lanes = [...new Set(items.map(i => i.lane))];
+  const W = opts.width || 1300, LH = 15, L = 120, R = 10, T = 6, B = 18, H = T + lanes.length * LH + B;
+  const t0 = Math.min(...items.map(i => i.t)), t1 = Math.max(...items.map(i => i.t));
+  const x = t => L + (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5) * (W - L - R);
+  const y = lane => T + lanes.indexOf(lane) * LH + LH / 2;
+  const color = lane => PALETTE[lanes.indexOf(lane) % PALETTE.length];
+  const span = t1 - t0;
+  return s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": opts.label || "events over time" },
+    lanes.map(l => s("g", {},
+      s("line", { x1: L, x2: W - R, y1: y(l), y2: y(l), stroke: "#edf0f3" }),
+      s("text", { x: L - 6, y: y(l) + 3.5, "text-anchor": "end", "font-size": 10.5, fill: "#4a5563" }, l))),
+    ticks(0, span, 8).map(d => s("text", { x: x(t0 + d), y: H - 5, "text-anchor": "middle", "font-size": 10, fill: "#6b7785" },
+      "+" + fmt.num(d, span < 10 ? 1 : 0) + "s")),
+    items.map(i => s("circle", { cx: x(i.t).toFixed(1), cy: y(i.lane), r: 3.2, fill: color(i.lane), opacity: 0.8 },
+      s("title", {}, fmt.time(i.t) + " " + i.label))));
 }

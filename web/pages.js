@@ -362,7 +362,7 @@ async function checkpointsPage(ctx) {
       ["In progress", fmt.int(c.in_progress)], ["Latest completed", c.latest_completed_id ?? "–"]]),
     panel("Duration by checkpoint (green completed, red failed)", barChart(c.history.map(x => ({
       label: String(x.checkpoint_id), value: x.duration_ms || 0, color: color(x.status),
-    })), { format: v => fmt.dur(v), label: "checkpoint durations" })),
+    })), { format: v => fmt.dur(v), label: "checkpoint durations", width: 1300, height: 170 })),
     panel("History", table([
       { label: "Id", n: 1, cell: x => x.checkpoint_id },
       { label: "Status", cell: x => badge(x.status) },
@@ -387,6 +387,9 @@ async function timelinePage(ctx) {
   };
   return [
     h("h1", {}, "Timeline"),
+    panel("Events of this page over event time (hover a dot)", laneChart(t.items.map(e => ({
+      t: e.timestamp, lane: e.event, label: `${e.source_id}${e.detail ? ": " + e.detail : ""}`,
+    })), { label: "timeline" })),
     pager(t, "events", ctx.page),
     table([
       { label: "Time (UTC)", cell: e => fmt.time(e.timestamp) },

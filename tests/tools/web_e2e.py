@@ -150,10 +150,12 @@ def main():
         failed = [x["failure_reason"] for x in c["history"] if x["failure_reason"]]
         visit(f"{J}/checkpoints", "Latest completed", str(c["latest_completed_id"]), *failed[:2])
         expect(page.locator(".kpis")).to_contain_text(str(c["count"]))
+        expect(page.locator("svg[aria-label='checkpoint durations'] rect")).to_have_count(len(c["history"]))
 
         # Timeline: the first page's events.
         t = api(f"{J}/timeline?page_size=100")["items"]
         visit(f"{J}/timeline", *[e["source_id"] for e in t[:10]])
+        expect(page.locator("svg[aria-label='timeline'] circle")).to_have_count(len(t))
 
         # Dead letters and configuration.
         d = api(f"{J}/dead-letters?page_size=50")["items"]
