@@ -217,7 +217,7 @@ async function workerPage(ctx) {
   const { job, id } = ctx;
   const w = await api(J(job) + "/workers/" + enc(id));
   return [
-    h("h1", {}, "Worker " + id, badge(w.status), badge(w.health)),
+    h("h1", {}, "Worker " + id, badge(w.status), w.health !== w.status ? badge(w.health) : null),
     kpis([
       ["Stage", link(J(job) + "/stages/" + enc(w.stage_id), w.stage_id)],
       ["Partitions", (w.assigned_partitions || []).join(", ") || "–"],
@@ -231,7 +231,10 @@ async function workerPage(ctx) {
         ["Started (UTC)", fmt.time(w.start_time)], ["Ended (UTC)", fmt.time(w.end_time)],
         ["Last seen (UTC)", fmt.time(w.last_seen)], ["Stop reason", w.stop_reason || "–"],
       ])),
-      panel("Exceptions", link(J(job) + "/exceptions" + qs({ stage_id: w.stage_id }), "exceptions of stage " + w.stage_id))),
+      panel("Exceptions of this worker",
+        (w.events || []).filter(e => e.event === "exception").map(e => h("div", { class: "mono" }, fmt.clock(e.timestamp) + "  " + (e.detail || ""))),
+        (w.events || []).some(e => e.event === "exception") ? null : h("div", { class: "empty" }, "None."),
+        link(J(job) + "/exceptions" + qs({ stage_id: w.stage_id }), "all exceptions of stage " + w.stage_id + " with stack traces"))),
     panel("Event history (" + (w.events || []).length + ")", table([
       { label: "Time (UTC)", cell: e => fmt.time(e.timestamp) },
       { label: "Event", cell: e => badge(e.event) },
