@@ -114,7 +114,7 @@ function dagChart(stages, edges, href) {
   }
   const cols = [];
   for (const i of ids) (cols[depth[i]] = cols[depth[i]] || []).push(i);
-  const NW = 170, NH = 54, GX = 60, GY = 14;
+  const NW = 156, NH = 54, GX = 38, GY = 12;
   const rows = Math.max(...cols.map(c => (c || []).length));
   const W = cols.length * NW + (cols.length - 1) * GX + 20, H = rows * NH + (rows - 1) * GY + 20;
   const pos = {};
@@ -132,12 +132,10 @@ function dagChart(stages, edges, href) {
   const nodes = ids.map(id => {
     const st = byId[id] || { stage_id: id, status: "PENDING" };
     const p = pos[id];
-    const op = (st.operator_type || "").replace(/OperatorConfig$|Config$/, "");
     const g = s("g", { class: `node s-${st.status}${st.backpressure_active ? " bp" : ""}`, transform: `translate(${p.x},${p.y})`, "data-stage": id },
       s("title", {}, `${id} (${st.operator_type || "?"}): ${st.status}`),
       s("rect", { width: NW, height: NH }),
       s("text", { x: 9, y: 17, "font-size": 12.5, "font-weight": 600, fill: "#1d2733" }, id),
-      s("text", { x: NW - 8, y: 17, "font-size": 10, "text-anchor": "end", fill: "#6b7785" }, op.slice(0, 16)),
       s("text", { x: 9, y: 33, "font-size": 10.5, fill: "#445" },
         `${fmt.int(st.worker_count)}/${fmt.int(st.total_workers)} workers · ${st.status || ""}`),
       s("text", { x: 9, y: 47, "font-size": 10.5, fill: "#445" },
