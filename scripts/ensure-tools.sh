@@ -7,6 +7,9 @@
 #   aiokafka  Python Kafka client used by tests/tools/produce.py
 #   moto      moto[server]: a local S3 for tansu's persistent storage
 #   promtool  Prometheus' metrics linter (Debian package `prometheus`)
+#   chromium  headless browser for the web page test (Debian package
+#             `chromium`; never Playwright's own browser download)
+#   playwright  Python driver of that browser (tests/tools/web_e2e.py)
 set -euo pipefail
 
 TANSU_VERSION="0.6.0"
@@ -46,6 +49,11 @@ if ! "$PYTHON" -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
   log "installed moto[server]"
 fi
 
+if ! "$PYTHON" -c 'import playwright.sync_api' >/dev/null 2>&1; then
+  pip_install playwright
+  log "installed playwright (python)"
+fi
+
 if ! command -v promtool >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     apt_install() {
@@ -65,4 +73,22 @@ if ! command -v promtool >/dev/null 2>&1; then
     echo "ensure-tools: promtool missing and no apt-get: install Prometheus' promtool" >&2
     exit 1
   fi
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 ||
+    { echo "ensure-tools: chromium missing and no apt-get: install Chromium as /usr/bin/chromium" >&2; exit 1; }
+  chromium_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+      >"${TMPDIR:-/tmp}/chromium-install.log" 2>&1
+  }
+  if ! chromium_install; then
+    apt-get update -q >/dev/null 2>&1 || true
+    chromium_install || {
+      tail -20 "${TMPDIR:-/tmp}/chromium-install.log" >&2
+      echo "ensure-tools: apt-get install chromium failed" >&2
+      exit 1
+    }
+  fi
+  log "installed chromium ($(chromium --version 2>/dev/null | head -1))"
 fi

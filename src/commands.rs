@@ -183,10 +183,7 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
     if a.no_serve {
         return Ok(());
     }
-    println!(
-        "demo: open http://{}/api/jobs/{job}  (Ctrl-C to stop)",
-        a.http
-    );
+    println!("demo: open http://{}/  (Ctrl-C to stop)", a.http);
     serve(ServeArgs {
         storage: a.storage,
         http: a.http,

@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{job}/dead-letters", get(dead_letters))
         .route("/api/jobs/{job}/events", get(events))
         .route("/api/jobs/{job}/stream", get(stream))
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

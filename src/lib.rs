@@ -24,5 +24,6 @@ pub mod source;
 pub mod storage;
 pub mod summary;
 pub mod view_store;
+pub mod web;
 
 pub use error::{Error, Result};
