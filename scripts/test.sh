@@ -12,8 +12,9 @@ bash scripts/ensure-tools.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 status=0
-cargo test --workspace --quiet --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/sundial-test.log" || status=$?
+log=$(mktemp "${TMPDIR:-/tmp}/sundial-test.XXXXXX.log")
+cargo test --workspace --quiet --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line with the totals of every test binary.
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n", p, f }' \
-  "${TMPDIR:-/tmp}/sundial-test.log"
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
 exit "$status"

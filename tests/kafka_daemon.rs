@@ -274,8 +274,17 @@ fn metrics_pass_promtool_and_the_stream_pushes_each_commit() {
         later.windows(2).all(|w| w[0] < w[1]),
         "offsets only grow: {later:?}"
     );
-    let (_, text) = http_get(&r.addr, "/metrics").unwrap();
+    // The lag gauge is set after each commit's view event went out: it
+    // reaches 0 once everything is applied (checked for up to 10 s).
     let lag = "sundial_projector_kafka_lag_records{partition=\"0\"} 0\n";
+    let start = Instant::now();
+    let text = loop {
+        let (_, text) = http_get(&r.addr, "/metrics").unwrap();
+        if text.contains(lag) || start.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         text.contains(lag),
         "no lag once everything is applied:\n{text}"
