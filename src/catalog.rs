@@ -322,6 +322,27 @@ impl Catalog {
         Ok(out)
     }
 
+    /// A job's latest attempt (by recorded creation), `None` when it has
+    /// none; a job with a single attempt costs one listing and no read.
+    pub async fn latest_attempt(&self, job: &str) -> Result<Option<String>> {
+        validate_id("job id", job)?;
+        let names = self.storage.list_attempt_dirs(job).await?;
+        let pinned = self
+            .cache
+            .slots
+            .iter()
+            .any(|e| e.pinned && e.key().0 == job && !names.contains(&e.key().1));
+        if names.len() == 1 && !pinned {
+            return Ok(names.into_iter().next());
+        }
+        Ok(self
+            .attempt_ids(job)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(a, _)| a))
+    }
+
     /// A job's attempts, newest (by recorded creation) first, each opened.
     pub async fn attempts(&self, job: &str) -> Result<Vec<Arc<ViewStore>>> {
         let ids = self.attempt_ids(job).await?;
@@ -337,11 +358,9 @@ impl Catalog {
         match attempt {
             Some(a) => self.attempt(job, a).await,
             None => {
-                let (latest, _) = self
-                    .attempt_ids(job)
+                let latest = self
+                    .latest_attempt(job)
                     .await?
-                    .into_iter()
-                    .next()
                     .ok_or_else(|| Error::NotFound(format!("job={job}")))?;
                 self.attempt(job, &latest).await
             }

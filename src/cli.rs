@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// 10 000 and this many tiny ones, served by `sundial serve`.
     #[arg(long)]
     pub history_jobs: Option<usize>,
+    /// With --history-jobs: measure the jobs a previous run left in --dir
+    /// instead of building them again.
+    #[arg(long, requires = "history_jobs")]
+    pub reuse: bool,
 }
 
 /// `sundial project`.

@@ -176,11 +176,9 @@ const LIST_CONCURRENCY: usize = 8;
 /// `None` when the job vanished meanwhile.
 async fn list_entry(s: &AppState, job: &str) -> Result<Option<Value>, ApiError> {
     let gone = |e: &crate::Error| e.kind() == crate::error::ErrorKind::NotFound;
-    let latest = match s.catalog.attempt_ids(job).await {
-        Ok(ids) => match ids.into_iter().next() {
-            Some((latest, _)) => latest,
-            None => return Ok(None),
-        },
+    let latest = match s.catalog.latest_attempt(job).await {
+        Ok(Some(latest)) => latest,
+        Ok(None) => return Ok(None),
         Err(e) if gone(&e) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
@@ -367,8 +365,8 @@ async fn sealed_job(s: &AppState, job: &str, q: &Params) -> Result<Option<Value>
             crate::storage::validate_id("attempt id", a)?;
             a.clone()
         }
-        None => match s.catalog.attempt_ids(job).await?.into_iter().next() {
-            Some((latest, _)) => latest,
+        None => match s.catalog.latest_attempt(job).await? {
+            Some(latest) => latest,
             None => return Ok(None),
         },
     };

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
                         big_events: a.events,
                         small_events: 10_000,
                         jobs,
+                        reuse: a.reuse,
                     };
                     sundial::bench_history::run(b, &a.dir).await
                 }
