@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use daemon::{
-    assert_same, fixture_values, golden, run_to_end, snapshot, source_id, wait_output, Differ,
+    assert_same, assert_sealed_summary, fixture_values, golden, run_to_end, snapshot, source_id,
+    wait_output, Differ,
 };
 use produce::{produce_python, produce_rdkafka, write_records_file, Record};
 use tansu::Broker;
@@ -170,6 +171,7 @@ fn run_combo(broker: &Broker, fx: (&str, &str, &str, bool), c: Combo, i: usize) 
         poison_framing: (msgpack && !native_msgpack) || c.header,
     };
     assert_same(&what, &snapshot(&storage, job), &golden(dir), d);
+    assert_sealed_summary(&storage, job);
 }
 
 /// Views from Kafka equal the golden views, for every fixture and every way

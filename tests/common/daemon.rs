@@ -138,6 +138,27 @@ pub fn snapshot(storage: &Path, job: &str) -> Value {
     })
 }
 
+/// Asserts that the one attempt of `job` was sealed by its writer's clean
+/// exit and that its summary answers exactly like its views.
+pub fn assert_sealed_summary(storage: &Path, job: &str) {
+    rt().block_on(async {
+        let attempt = attempts(storage, job).await.remove(0);
+        let st = Storage::from_url(storage.to_str().unwrap()).unwrap();
+        let sum = sundial::summary::read(&st, job, &attempt)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{job}: no summary.json"));
+        assert!(sum.sealed, "{job}: a clean exit seals the summary");
+        let store = open_store(storage, job, &attempt).await;
+        assert_eq!(sum.job, api::job(&store).await.unwrap(), "{job}: job view");
+        assert_eq!(
+            sum.entry,
+            api::job_summary(&store).await.unwrap(),
+            "{job}: list entry"
+        );
+    })
+}
+
 /// The records of the autoscale-completed fixture.
 pub fn autoscale_values() -> Vec<Vec<u8>> {
     fixture_values(
