@@ -54,41 +54,29 @@ if ! "$PYTHON" -c 'import playwright.sync_api' >/dev/null 2>&1; then
   log "installed playwright (python)"
 fi
 
-if ! command -v promtool >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    apt_install() {
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus \
-        >"${TMPDIR:-/tmp}/promtool-install.log" 2>&1
-    }
-    if ! apt_install; then
-      apt-get update -q >/dev/null 2>&1 || true
-      apt_install || {
-        tail -20 "${TMPDIR:-/tmp}/promtool-install.log" >&2
-        echo "ensure-tools: apt-get install prometheus failed" >&2
-        exit 1
-      }
-    fi
-    log "installed promtool ($(promtool --version 2>&1 | head -1))"
-  else
-    echo "ensure-tools: promtool missing and no apt-get: install Prometheus' promtool" >&2
-    exit 1
-  fi
-fi
-
-if ! command -v chromium >/dev/null 2>&1; then
+# Installs Debian package $1 (apt-get; an index refresh when the first try
+# fails), logging to $TMPDIR/$1-install.log.
+apt_package() {
+  local pkg="$1" log="${TMPDIR:-/tmp}/$1-install.log"
   command -v apt-get >/dev/null 2>&1 ||
-    { echo "ensure-tools: chromium missing and no apt-get: install Chromium as /usr/bin/chromium" >&2; exit 1; }
-  chromium_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
-      >"${TMPDIR:-/tmp}/chromium-install.log" 2>&1
-  }
-  if ! chromium_install; then
+    { echo "ensure-tools: $pkg missing and no apt-get: install Debian's $pkg" >&2; exit 1; }
+  try() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >"$log" 2>&1; }
+  if ! try; then
     apt-get update -q >/dev/null 2>&1 || true
-    chromium_install || {
-      tail -20 "${TMPDIR:-/tmp}/chromium-install.log" >&2
-      echo "ensure-tools: apt-get install chromium failed" >&2
+    try || {
+      tail -20 "$log" >&2
+      echo "ensure-tools: apt-get install $pkg failed" >&2
       exit 1
     }
   fi
+}
+
+if ! command -v promtool >/dev/null 2>&1; then
+  apt_package prometheus
+  log "installed promtool ($(promtool --version 2>&1 | head -1))"
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_package chromium
   log "installed chromium ($(chromium --version 2>/dev/null | head -1))"
 fi

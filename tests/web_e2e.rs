@@ -50,17 +50,7 @@ fn running_job(dir: &Path, job: &str) {
     let lines: Vec<&str> = text.lines().collect();
     let half = lines[..lines.len() / 2].join("\n") + "\n";
     assert!(!half.contains("job_completed") && half.contains("job_started"));
-    let input = dir.join("running.ndjson");
-    std::fs::write(&input, half).unwrap();
-    let replay = Command::new(daemon::bin())
-        .args(["replay", "--job", job, "--storage"])
-        .arg(dir)
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .expect("sundial replay");
-    assert!(replay.status.success(), "{replay:?}");
-    std::fs::remove_file(&input).unwrap();
+    replay_text(dir, job, &half);
 }
 
 /// Workers of the wide job: the pages must page through them.
@@ -111,8 +101,13 @@ fn wide_job(dir: &Path, job: &str, workers: usize) {
         t0 + 10.0,
         serde_json::json!({"status": "COMPLETED"}),
     ));
-    let input = dir.join("wide.ndjson");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    replay_text(dir, job, &(lines.join("\n") + "\n"));
+}
+
+/// Replays NDJSON `text` into a new attempt of `job` under `dir`.
+fn replay_text(dir: &Path, job: &str, text: &str) {
+    let input = dir.join(format!("{job}.ndjson"));
+    std::fs::write(&input, text).unwrap();
     let replay = Command::new(daemon::bin())
         .args(["replay", "--job", job, "--storage"])
         .arg(dir)
