@@ -12,7 +12,20 @@ use clap::Parser;
 use sundial::cli::{Cli, Command};
 use sundial::error::ErrorKind;
 
+/// Transparent huge pages off for this process. mimalloc madvises its arenas
+/// for them, so every page it touches again after returning it to the OS
+/// made the kernel zero 2 MiB: a quarter of `replay`'s profile (system time
+/// 1.6 s -> 0.4 s of 4.8 s CPU for 500 k events).
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
