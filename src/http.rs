@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/overview", get(overview))
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{job}", get(job))

@@ -17,6 +17,7 @@ pub mod event_log;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod openapi;
 pub mod project;
 pub mod replay;
 pub mod simulate;
