@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod commands;
+pub mod demo_kafka;
 pub mod engine;
 pub mod error;
 pub mod event_log;
