@@ -351,6 +351,14 @@ pub async fn workers(store: &ViewStore, p: &Params, stage: Option<&str>) -> ApiR
     }
     let stage = stage.or_else(|| filter(p, "stage_id"));
     let status = filter(p, "status").map(str::to_ascii_uppercase);
+    if let Some(s) = status
+        .as_deref()
+        .filter(|s| !matches!(*s, "RUNNING" | "STOPPED"))
+    {
+        return Err(ApiError::bad(format!(
+            "status={s:?}: use running or stopped"
+        )));
+    }
     let newest = store.job().await?.newest_event_time;
     let (mut total, skip) = (0u64, page.skip());
     let mut items = Vec::new();

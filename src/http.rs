@@ -119,6 +119,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{job}/events", get(events))
         .route("/api/jobs/{job}/stream", get(stream))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: 405,
+                message: "method not allowed: the API is read-only, use GET".into(),
+            }
+        })
         .with_state(state)
 }
 

@@ -20,8 +20,14 @@ use serde_json::Value;
 
 const JOB: &str = "demo_job";
 const TIMEOUT: Duration = Duration::from_secs(300);
-/// The SSE route never ends a response: schemathesis cannot test it.
+/// The SSE route never ends a response: schemathesis cannot test it (its
+/// errors are checked directly).
 const STREAM: &str = "/api/jobs/{job}/stream";
+/// What schemathesis checks: no 5xx; every response matches its documented
+/// schema, status code and content type; data that violates the document is
+/// rejected with a 4xx; other methods get 405.
+const CHECKS: &str = "not_a_server_error,response_schema_conformance,status_code_conformance,\
+                      content_type_conformance,negative_data_rejection,unsupported_method";
 
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
@@ -146,6 +152,23 @@ fn the_document_is_valid_and_schemathesis_finds_nothing_against_real_data() {
         assert_eq!(status, 200, "{target} with the document's examples: {body}");
     }
     assert!(ex.iter().any(|(n, v)| n == "job" && v == JOB));
+    for (target, want) in [
+        ("/api/jobs/no_such_job/stream", 404),
+        ("/api/jobs/bad%20id/stream", 400),
+        (
+            &format!("/api/jobs/{JOB}/stream?attempt=no_such_attempt") as &str,
+            404,
+        ),
+    ] {
+        let (status, body) = http_get(&s.addr, target).unwrap();
+        let err: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (status, &err["status"]),
+            (want, &Value::from(want)),
+            "{target}"
+        );
+        assert!(err["error"].is_string(), "{target}: {body}");
+    }
 
     let url = format!("http://{}/api/openapi.json", s.addr);
     let out = run_python(
@@ -157,7 +180,7 @@ fn the_document_is_valid_and_schemathesis_finds_nothing_against_real_data() {
             "run",
             &url,
             "--checks",
-            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+            CHECKS,
             "--exclude-path",
             STREAM,
             "--phases",
