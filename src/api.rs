@@ -80,10 +80,11 @@ pub struct Page {
 }
 
 impl Page {
-    /// Reads `page` (from 1) and `page_size` (10–1000, default 100).
+    /// Reads `page` (from 1) and `page_size` (10–1000, default 100); an
+    /// empty value is the default, as for every query parameter.
     pub fn from_params(p: &Params) -> Result<Page, ApiError> {
         let page =
-            match p.get("page") {
+            match p.get("page").filter(|s| !s.is_empty()) {
                 None => 1,
                 Some(s) => s.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
                     ApiError::bad(format!("page={s:?}: use a whole number from 1"))

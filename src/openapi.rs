@@ -114,6 +114,15 @@ mod tests {
             if path.contains('{') {
                 assert!(op["responses"]["404"].is_object(), "{path}: no 404");
             }
+            // The server takes an empty query value as the default.
+            for p in params.iter().filter(|p| p["in"] == "query") {
+                let numeric = matches!(p["schema"]["type"].as_str(), Some("integer" | "number"));
+                assert!(
+                    !numeric || p["allowEmptyValue"] == true,
+                    "{path}: ?{}= is accepted empty",
+                    p["name"]
+                );
+            }
             if params.iter().any(|p| p["name"] == "page") {
                 assert!(
                     named("page_size", "query"),
