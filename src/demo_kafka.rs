@@ -67,8 +67,8 @@ fn records_in(brokers: &str, topic: &str) -> Result<i64> {
 }
 
 /// Produces the simulated job to its topic unless the topic holds records
-/// already (a second run re-projects what is there instead of sending the
-/// job twice), then runs the projector daemon over it: until the job ended
+/// already (a second run continues the attempt fed from them instead of
+/// sending the job twice), then runs the projector daemon over it: until the job ended
 /// and the topic went quiet with `--no-serve`, else serving `--http` until
 /// Ctrl-C.
 pub async fn run(a: &DemoArgs, brokers: &str, job: &str) -> Result<()> {
@@ -113,7 +113,10 @@ pub async fn run(a: &DemoArgs, brokers: &str, job: &str) -> Result<()> {
             extra: Vec::new(),
         },
         attempt: None,
-        new_attempt: false,
+        // Records just sent start a new attempt (an older one fed from a
+        // topic of that name, on a broker since wiped, would skip them);
+        // records already there continue the attempt fed from them.
+        new_attempt: already == 0,
         http: serve.then(|| a.http.clone()),
         batch_max: DEFAULT_BATCH_MAX,
         linger: Duration::from_millis(5),

@@ -1,8 +1,9 @@
 //! `sundial demo --brokers`: the demo's simulated job produced to a real
 //! Tansu broker and projected by the daemon in the same process gives the
 //! views the file path gives (up to source coordinates); a second run
-//! projects what the topic holds instead of sending the job twice; and the
-//! serving run answers the API while it follows the topic.
+//! projects what the topic holds instead of sending the job twice; a run
+//! against a fresh broker starts a new attempt; and the serving run answers
+//! the API while it follows the topic.
 
 #[path = "common/daemon.rs"]
 mod daemon;
@@ -14,10 +15,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use daemon::{
-    assert_same, attempts, bin, free_addr, http_get, rt, snapshot, terminate, wait_offset,
-    wait_output, Differ,
+    assert_same, attempts, bin, free_addr, http_get, open_store, rt, snapshot, terminate,
+    wait_offset, wait_output, Differ,
 };
 use serde_json::Value;
+use sundial::api;
 use tansu::Broker;
 
 const JOB: &str = "demo_job";
@@ -80,6 +82,27 @@ fn the_demo_through_kafka_equals_the_demo_from_the_file() {
         &want,
         Differ::default(),
     );
+
+    // A fresh broker (the old topic gone): the job is sent again into a new
+    // attempt, which the old one's stored position must not cut short.
+    let fresh = Broker::start();
+    let third = demo(&via_kafka, &["--brokers", &fresh.addr()]);
+    assert!(stdout(&third).contains("produced"), "{}", stdout(&third));
+    let newest = rt().block_on(async {
+        let all = attempts(&via_kafka, JOB).await;
+        assert_eq!(all.len(), 2, "{all:?}");
+        let latest = all.iter().max().unwrap();
+        api::snapshot(&open_store(&via_kafka, JOB, latest).await)
+            .await
+            .unwrap()
+    });
+    assert_same(
+        "demo --brokers, fresh broker",
+        &newest,
+        &want,
+        Differ::default(),
+    );
+    drop(fresh);
 
     // Serving: the live daemon answers the API once it has applied the job.
     let addr = free_addr();
