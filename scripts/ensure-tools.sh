@@ -10,6 +10,7 @@
 #   chromium  headless browser for the web page test (Debian package
 #             `chromium`; never Playwright's own browser download)
 #   playwright  Python driver of that browser (tests/tools/web_e2e.py)
+#   schemathesis, openapi-spec-validator   test and validate the OpenAPI document
 set -euo pipefail
 
 TANSU_VERSION="0.6.0"
@@ -47,6 +48,15 @@ fi
 if ! "$PYTHON" -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
   pip_install 'moto[server]'
   log "installed moto[server]"
+fi
+SCHEMATHESIS_VERSION="4.32.5"
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(m.version('schemathesis') != '$SCHEMATHESIS_VERSION')" >/dev/null 2>&1; then
+  pip_install "schemathesis==$SCHEMATHESIS_VERSION"
+  log "installed schemathesis $SCHEMATHESIS_VERSION"
+fi
+if ! "$PYTHON" -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  pip_install 'openapi-spec-validator==0.9.0'
+  log "installed openapi-spec-validator 0.9.0"
 fi
 
 if ! "$PYTHON" -c 'import playwright.sync_api' >/dev/null 2>&1; then

@@ -81,10 +81,11 @@ pub struct Page {
 }
 
 impl Page {
-    /// Reads `page` (from 1) and `page_size` (10–1000, default 100).
+    /// Reads `page` (from 1) and `page_size` (10–1000, default 100); an
+    /// empty value is the default, as for every query parameter.
     pub fn from_params(p: &Params) -> Result<Page, ApiError> {
         let page =
-            match p.get("page") {
+            match p.get("page").filter(|s| !s.is_empty()) {
                 None => 1,
                 Some(s) => s.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
                     ApiError::bad(format!("page={s:?}: use a whole number from 1"))
@@ -366,6 +367,14 @@ pub async fn workers(store: &ViewStore, p: &Params, stage: Option<&str>) -> ApiR
     }
     let stage = stage.or_else(|| filter(p, "stage_id"));
     let status = filter(p, "status").map(str::to_ascii_uppercase);
+    if let Some(s) = status
+        .as_deref()
+        .filter(|s| !matches!(*s, "RUNNING" | "STOPPED"))
+    {
+        return Err(ApiError::bad(format!(
+            "status={s:?}: use running or stopped"
+        )));
+    }
     let newest = store.job().await?.newest_event_time;
     let (mut total, skip) = (0u64, page.skip());
     let mut items = Vec::new();

@@ -62,8 +62,8 @@ fn producer(brokers: &str, linger_ms: &str) -> Result<FutureProducer> {
         .map_err(kafka_err)
 }
 
-/// Sends every record in order and waits for all deliveries.
-async fn fill(p: &FutureProducer, topic: &str, records: &[Vec<u8>]) -> Result<()> {
+/// Sends every record to partition 0 in order and waits for all deliveries.
+pub(crate) async fn fill(p: &FutureProducer, topic: &str, records: &[Vec<u8>]) -> Result<()> {
     let mut pending = VecDeque::new();
     for r in records {
         let rec = FutureRecord::<(), [u8]>::to(topic).payload(r).partition(0);

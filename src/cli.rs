@@ -182,4 +182,8 @@ pub struct DemoArgs {
     /// Build the data, print the figures and exit without serving.
     #[arg(long)]
     pub no_serve: bool,
+    /// Go through Kafka for real: produce the job to `demo_job_state` on
+    /// these bootstrap servers (host:port) and project it with the daemon.
+    #[arg(long)]
+    pub brokers: Option<String>,
 }

@@ -155,10 +155,14 @@ pub async fn simulate(a: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-/// `sundial demo`: simulate → replay → serve, on local disk.
+/// `sundial demo`: simulate → replay → serve, on local disk (with
+/// `--brokers`: through Kafka and the projector daemon).
 pub async fn demo(a: DemoArgs) -> Result<()> {
-    let storage = Storage::from_url(&a.storage)?;
     let job = "demo_job";
+    if let Some(brokers) = &a.brokers {
+        return crate::demo_kafka::run(&a, brokers, job).await;
+    }
+    let storage = Storage::from_url(&a.storage)?;
     let cfg = SimConfig::new(job, Scenario::Realistic, a.events);
     let mut records = simulate::simulate(&cfg).enumerate();
     let arrival = replay::now_ms();

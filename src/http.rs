@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/overview", get(overview))
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{job}", get(job))
@@ -119,6 +120,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{job}/stream", get(stream))
         .merge(crate::web::router())
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: 405,
+                message: "method not allowed: the API is read-only, use GET".into(),
+            }
+        })
         .with_state(state)
 }
 

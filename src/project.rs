@@ -317,6 +317,9 @@ impl Daemon<'_> {
         if let Some(t) = job.newest_event_time {
             self.metrics.last_event_time.set(t);
         }
+        // Position and lag before telling anyone: a reader woken by the new
+        // offset must find `/metrics` agreeing with it.
+        self.update_lag();
         self.offset_tx.send_replace(job.log_offset);
         self.gauges_stale = true;
         self.refresh_gauges().await;
