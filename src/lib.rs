@@ -4,6 +4,7 @@
 //! over HTTP by the same code for a live job and for the history server.
 
 pub mod api;
+pub mod as_of;
 pub mod bench;
 pub mod bench_history;
 pub mod bench_kafka;
@@ -17,9 +18,15 @@ pub mod event_log;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod overlay;
 pub mod project;
+pub mod progress;
+pub mod rebuild;
 pub mod replay;
+pub mod replay_log;
+pub mod replay_topic;
 pub mod simulate;
+pub mod snapshots;
 pub mod source;
 pub mod storage;
 pub mod view_store;
