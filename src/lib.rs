@@ -23,6 +23,7 @@ pub mod project;
 pub mod progress;
 pub mod rebuild;
 pub mod replay;
+pub mod replay_cmd;
 pub mod replay_log;
 pub mod replay_topic;
 pub mod simulate;
