@@ -156,7 +156,12 @@ pub async fn serve(storage: &Storage, live: &ViewStore, as_of: &str) -> Result<A
         return Ok(store);
     }
     let (store, stats) = view_at(storage, live, k).await?;
-    tracing::debug!(as_of = k, snapshot = stats.snapshot, replayed = stats.replayed, "as_of view built");
+    tracing::debug!(
+        as_of = k,
+        snapshot = stats.snapshot,
+        replayed = stats.replayed,
+        "as_of view built"
+    );
     let store = Arc::new(store);
     let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
     c.retain(|(key, _)| *key != id);

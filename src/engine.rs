@@ -14,11 +14,11 @@ use sundial_views::{DeadLetter, Message, Projector};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::view_store::Handle;
 use crate::event_log::{
     encode_segment_into, segment_key, view_key, AttemptMeta, LogRecordRef, Position, ATTEMPT_KEY,
     POSITION_KEY,
 };
+use crate::view_store::Handle;
 
 /// Rows kept in memory per view before the least recently used are dropped.
 pub const DEFAULT_CACHE_ROWS: usize = 200_000;
@@ -126,7 +126,7 @@ impl Engine {
             .await?;
         }
         let fresh = position.next_seq <= 1;
-        let every = crate::snapshots::DEFAULT_EVERY;
+        let every = crate::snapshots::every();
         let next_snapshot = crate::snapshots::next_boundary(position.next_seq - 1, every);
         Ok(Engine {
             db,

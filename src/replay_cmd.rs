@@ -60,7 +60,10 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
         )
         .await?
     } else if let Some(brokers) = &a.brokers {
-        let topic = a.topic.clone().unwrap_or_else(|| format!("{}_state", a.job));
+        let topic = a
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("{}_state", a.job));
         let from_time_ms = match a.from_time {
             Some(t) if t.is_finite() && t >= 0.0 => Some((t * 1000.0) as i64),
             Some(t) => {
@@ -114,8 +117,13 @@ async fn replay_file_range(
         ));
     }
     let mut source = FileSource::open(input)?;
-    let mut target = Target::open(storage, &a.job, a.attempt.as_deref(), &format!("file:{input}"))
-        .await?;
+    let mut target = Target::open(
+        storage,
+        &a.job,
+        a.attempt.as_deref(),
+        &format!("file:{input}"),
+    )
+    .await?;
     if progress {
         target.show_progress(None);
     }

@@ -181,7 +181,11 @@ pub async fn replay_topic(
             break;
         }
         if idle.elapsed() > IDLE_LIMIT {
-            tracing::warn!(?end, ?received, "nothing arrived for {IDLE_LIMIT:?}; stopping short of the end the broker reported");
+            tracing::warn!(
+                ?end,
+                ?received,
+                "nothing arrived for {IDLE_LIMIT:?}; stopping short of the end the broker reported"
+            );
             break;
         }
     }

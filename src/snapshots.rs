@@ -18,6 +18,15 @@ use crate::view_store::Handle;
 /// --rebuild` measures; a 10 M-event log holds ~100 snapshots.
 pub const DEFAULT_EVERY: u64 = 100_000;
 
+/// The snapshot interval: `SUNDIAL_SNAPSHOT_EVERY` (log sequences; 0 =
+/// no snapshots) when set, else [`DEFAULT_EVERY`].
+pub fn every() -> u64 {
+    std::env::var("SUNDIAL_SNAPSHOT_EVERY")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_EVERY)
+}
+
 /// Prefix of the snapshot index.
 pub const SNAPSHOT_PREFIX: &str = "m/snap/";
 
