@@ -33,6 +33,8 @@ const FIXTURES: &[(&str, &str, &str)] = &[
 
 /// A small snapshot interval, so every fixture has several snapshots.
 const EVERY: u64 = 3_000;
+/// Records per batch of the file replays (snapshots fall on batch ends).
+const BATCH: &str = "1000";
 
 fn fixture_file(dir: &str, file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,7 +71,7 @@ fn state_as_of(
         let s = Storage::from_url(storage.to_str().unwrap()).unwrap();
         let (past, stats) = sundial::as_of::view_at(&s, &store, k).await.unwrap();
         assert!(
-            !bounded || stats.replayed <= EVERY + 16_384,
+            !bounded || stats.replayed <= EVERY + 1_000,
             "as_of={k} replayed {} records from snapshot {}",
             stats.replayed,
             stats.snapshot
@@ -121,7 +123,14 @@ fn check_fixture(broker: &tansu::Broker, fx: (&str, &str, &str)) {
         &data,
         job,
         EVERY,
-        &["--input", fixture.to_str().unwrap(), "--attempt", "file"],
+        &[
+            "--input",
+            fixture.to_str().unwrap(),
+            "--attempt",
+            "file",
+            "--batch",
+            BATCH,
+        ],
     ));
     for (what, at, d) in [
         ("topic", &from_topic, &live_dir),
@@ -163,10 +172,9 @@ fn check_fixture(broker: &tansu::Broker, fx: (&str, &str, &str)) {
     let (live_now, _, _) = state_as_of(&live_dir, job, &live_attempt, last, false);
     assert_identical(&format!("{dir}: live as_of=last"), &live_now, &live_api);
     let mut ks = vec![1, last / 3, last / 2 + 7, 2 * last / 3];
-    // Exactly on a snapshot of the file replay (batches of 16 384 records:
-    // the first snapshot at or past EVERY is at 16 384), and just after it.
-    if last > 16_385 {
-        ks.extend([16_384, 16_385]);
+    // Exactly on a snapshot of the file replay, and just after it.
+    if last > 2 * EVERY + 1 {
+        ks.extend([2 * EVERY, 2 * EVERY + 1]);
     }
     let mut from_snapshot = false;
     for k in ks {
@@ -186,7 +194,7 @@ fn check_fixture(broker: &tansu::Broker, fx: (&str, &str, &str)) {
         );
         assert_rows_equal(&format!("{dir}: as_of={k} rows"), &got_rows, &want_rows);
     }
-    if last > 16_385 {
+    if last > 2 * EVERY + 1 {
         assert!(from_snapshot, "{dir}: some as_of started from a snapshot");
     }
 
@@ -254,7 +262,14 @@ fn as_of_over_http() {
         data,
         job,
         EVERY,
-        &["--input", fixture.to_str().unwrap(), "--attempt", "full"],
+        &[
+            "--input",
+            fixture.to_str().unwrap(),
+            "--attempt",
+            "full",
+            "--batch",
+            BATCH,
+        ],
     );
     let last: u64 = state(data, job, "full").0["job"]["log_offset"]
         .as_u64()
