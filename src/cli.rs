@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// 10 000 and this many tiny ones, served by `sundial serve`.
     #[arg(long)]
     pub history_jobs: Option<usize>,
+    /// Measure rebuilding views from the log and `as_of` on a job of
+    /// --events events instead.
+    #[arg(long, conflicts_with_all = ["brokers", "history_jobs"])]
+    pub rebuild: bool,
 }
 
 /// `sundial project`.

@@ -220,7 +220,10 @@ impl Engine {
             .drain_dirty(&mut |view, key, bytes| wb.put(view_key(view, key), bytes));
         self.position.next_seq = last + 1;
         if !self.write_log {
-            self.db.write(wb).await?;
+            // A batch may change none of the views being rebuilt.
+            if !wb.is_empty() {
+                self.db.write(wb).await?;
+            }
             self.totals.records += batch.len() as u64;
             self.totals.batches += 1;
             self.projector.evict(self.cache_rows);

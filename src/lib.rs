@@ -8,6 +8,7 @@ pub mod as_of;
 pub mod bench;
 pub mod bench_history;
 pub mod bench_kafka;
+pub mod bench_rebuild;
 pub mod catalog;
 pub mod cli;
 pub mod codec;

@@ -69,7 +69,9 @@ async fn delete_view(db: &Arc<slatedb::Db>, view: &str) -> Result<u64> {
             in_batch = 0;
         }
     }
-    db.write(wb).await?;
+    if !wb.is_empty() {
+        db.write(wb).await?;
+    }
     Ok(n)
 }
 

@@ -93,7 +93,9 @@ pub async fn forget_all(db: &std::sync::Arc<Db>) -> Result<usize> {
     for (seq, _) in &snaps {
         wb.delete(snapshot_key(*seq));
     }
-    db.write(wb).await?;
+    if !wb.is_empty() {
+        db.write(wb).await?;
+    }
     Ok(snaps.len())
 }
 

@@ -274,7 +274,10 @@ fn as_of_over_http() {
     let last: u64 = state(data, job, "full").0["job"]["log_offset"]
         .as_u64()
         .unwrap();
-    let k = last / 2 + 3;
+    // Past the first snapshot (at EVERY: batches of 1 000), so the answer
+    // comes from a snapshot plus the records after it.
+    let k = EVERY + 500;
+    assert!(k < last);
     replay_ok(
         data,
         job,
@@ -289,12 +292,24 @@ fn as_of_over_http() {
         ],
     );
     let addr = daemon::free_addr();
-    let mut serve = Command::new(daemon::bin())
-        .args(["serve", "--http", &addr])
-        .arg("--storage")
-        .arg(data)
-        .spawn()
-        .unwrap();
+    /// Kills the server even when an assertion fails.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serve = Kill(
+        Command::new(daemon::bin())
+            .args(["serve", "--http", &addr])
+            .arg("--storage")
+            .arg(data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let get = |path: &str| -> (u16, Value) {
         for _ in 0..200 {
             if let Some((s, b)) = daemon::http_get(&addr, path) {
@@ -345,6 +360,4 @@ fn as_of_over_http() {
     }
     let (s, _) = get(&format!("/api/jobs/{job}/stream?as_of={k}"));
     assert_eq!(s, 400);
-    let _ = serve.kill();
-    let _ = serve.wait();
 }
