@@ -37,7 +37,7 @@ pub struct Kv {
 /// An ascending scan: a database's, or an overlay's merged one.
 pub enum Scan {
     /// Straight from SlateDB.
-    Db(DbIterator),
+    Db(Box<DbIterator>),
     /// Rows of an overlay over a snapshot's scan (overlay wins on a tie).
     Merged(Box<crate::overlay::MergedScan>),
 }
@@ -79,8 +79,12 @@ impl Handle {
     pub async fn scan(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Scan> {
         let opts = scan_options();
         Ok(match self {
-            Handle::Writer(db) => Scan::Db(db.scan_with_options(start..end, &opts).await?),
-            Handle::Reader(db) => Scan::Db(db.scan_with_options(start..end, &opts).await?),
+            Handle::Writer(db) => {
+                Scan::Db(Box::new(db.scan_with_options(start..end, &opts).await?))
+            }
+            Handle::Reader(db) => {
+                Scan::Db(Box::new(db.scan_with_options(start..end, &opts).await?))
+            }
             Handle::Overlay(o) => Box::pin(o.scan(start, end)).await?,
         })
     }
