@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// instead of building them again.
     #[arg(long, requires = "history_jobs")]
     pub reuse: bool,
+    /// Measure rebuilding views from the log and `as_of` on a job of
+    /// --events events instead.
+    #[arg(long, conflicts_with_all = ["brokers", "history_jobs"])]
+    pub rebuild: bool,
 }
 
 /// `sundial project`.
@@ -103,8 +107,10 @@ pub struct ProjectArgs {
     pub lease_ms: u64,
 }
 
-/// `sundial replay`.
+/// `sundial replay`: from a file, a topic or an attempt's log into a new
+/// attempt; or, with --views, some views of an attempt rebuilt in place.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("from").required(true).args(["input", "brokers", "from_log", "views"])))]
 pub struct ReplayArgs {
     /// Job id (the topic is {job}_state).
     #[arg(long, env = "SUNDIAL_JOB")]
@@ -114,13 +120,40 @@ pub struct ReplayArgs {
     pub storage: String,
     /// Input file of records (NDJSON or MessagePack stream); `-` for stdin.
     #[arg(long)]
-    pub input: String,
+    pub input: Option<String>,
+    /// Replay a Kafka topic from these bootstrap servers.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Topic to replay (default {job}_state).
+    #[arg(long, requires = "brokers")]
+    pub topic: Option<String>,
+    /// Replay the log of this existing attempt of the job.
+    #[arg(long)]
+    pub from_log: Option<String>,
+    /// First record: log sequence (--from-log, from 1), Kafka offset of
+    /// every partition (--brokers) or record index (--input, from 0).
+    #[arg(long)]
+    pub from_offset: Option<u64>,
+    /// Last record, included (same units as --from-offset).
+    #[arg(long)]
+    pub to_offset: Option<u64>,
+    /// With --brokers: start at each partition's first record at or after
+    /// this time (seconds since the epoch; Kafka ListOffsets by time).
+    #[arg(long, requires = "brokers", conflicts_with = "from_offset")]
+    pub from_time: Option<f64>,
+    /// Rebuild these views (comma-separated) of --attempt (default: the
+    /// latest attempt) in place from its own log; other views untouched.
+    #[arg(long, conflicts_with_all = ["input", "brokers", "from_log", "from_offset", "to_offset"])]
+    pub views: Option<String>,
     /// Attempt id to write (default: a new one from the clock).
     #[arg(long)]
     pub attempt: Option<String>,
-    /// Records per atomic batch.
+    /// Records per atomic batch (--input).
     #[arg(long, default_value_t = crate::replay::DEFAULT_BATCH)]
     pub batch: usize,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `sundial serve`.

@@ -19,11 +19,7 @@ use crate::storage::Storage;
 
 /// `sundial replay`.
 pub async fn replay(a: ReplayArgs) -> Result<()> {
-    let storage = Storage::from_url(&a.storage)?;
-    let (attempt, summary) =
-        replay::replay_file(&storage, &a.job, a.attempt.as_deref(), &a.input, a.batch).await?;
-    println!("job={} attempt={attempt} {summary}", a.job);
-    Ok(())
+    crate::replay_cmd::exec(a).await
 }
 
 /// `sundial project`.

@@ -18,6 +18,7 @@ use crate::event_log::{
     encode_segment_into, segment_key, view_key, AttemptMeta, LogRecordRef, Position, ATTEMPT_KEY,
     POSITION_KEY,
 };
+use crate::view_store::Handle;
 
 /// Rows kept in memory per view before the least recently used are dropped.
 pub const DEFAULT_CACHE_ROWS: usize = 200_000;
@@ -47,7 +48,8 @@ pub struct Totals {
 /// Batches at least this big are decoded on two threads.
 const PARALLEL_DECODE_MIN: usize = 1024;
 
-type Decoded<'a> = std::result::Result<Message<'a>, DeadLetter>;
+/// One record decoded, or the dead letter it became.
+pub(crate) type Decoded<'a> = std::result::Result<Message<'a>, DeadLetter>;
 
 fn decode_one<'a>(r: &'a SourceRecord, job_id: &str) -> Decoded<'a> {
     codec::decode(&r.value, r.content_type.as_deref(), job_id)
@@ -56,7 +58,7 @@ fn decode_one<'a>(r: &'a SourceRecord, job_id: &str) -> Decoded<'a> {
 
 /// Decodes a batch in order; big batches in two halves at once (decoding is
 /// pure and the costliest step, and the projection after it is serial).
-fn decode_batch<'a>(batch: &'a [SourceRecord], job_id: &str) -> Vec<Decoded<'a>> {
+pub(crate) fn decode_batch<'a>(batch: &'a [SourceRecord], job_id: &str) -> Vec<Decoded<'a>> {
     if batch.len() < PARALLEL_DECODE_MIN {
         return batch.iter().map(|r| decode_one(r, job_id)).collect();
     }
@@ -77,7 +79,7 @@ fn decode_batch<'a>(batch: &'a [SourceRecord], job_id: &str) -> Vec<Decoded<'a>>
     })
 }
 
-fn entry<'m, 'a>(d: &'m std::result::Result<Message<'a>, DeadLetter>) -> Entry<'m, 'a> {
+pub(crate) fn entry<'m, 'a>(d: &'m std::result::Result<Message<'a>, DeadLetter>) -> Entry<'m, 'a> {
     match d {
         Ok(m) => Entry::Valid(m),
         Err(dl) => Entry::Dead(dl),
@@ -94,6 +96,12 @@ pub struct Engine {
     cache_rows: usize,
     /// Reused segment buffers (raw MessagePack, compressed).
     scratch: (Vec<u8>, Vec<u8>),
+    /// False when rebuilding views in place: no log segment, no position.
+    write_log: bool,
+    /// Take a view snapshot every this many log sequences (0 = never).
+    snapshot_every: u64,
+    /// The first sequence at or past which the next snapshot is due.
+    next_snapshot: u64,
 }
 
 impl Engine {
@@ -118,6 +126,8 @@ impl Engine {
             .await?;
         }
         let fresh = position.next_seq <= 1;
+        let every = crate::snapshots::every();
+        let next_snapshot = crate::snapshots::next_boundary(position.next_seq - 1, every);
         Ok(Engine {
             db,
             job_id: meta.job_id,
@@ -126,7 +136,40 @@ impl Engine {
             totals: Totals::default(),
             cache_rows: DEFAULT_CACHE_ROWS,
             scratch: (Vec::new(), Vec::new()),
+            write_log: true,
+            snapshot_every: every,
+            next_snapshot,
         })
+    }
+
+    /// An engine that rebuilds only the named views of an attempt in place
+    /// from its log (fed again from sequence 1): the same projection code,
+    /// writing only those views' rows (their old rows must be deleted
+    /// first), never the log, the position or a snapshot.
+    pub fn rebuild(db: Arc<Db>, job_id: &str, views: &[&str]) -> Result<Engine> {
+        let projector = Projector::only(views, true).map_err(|e| Error::invalid("views", e))?;
+        Ok(Engine {
+            db,
+            job_id: job_id.to_owned(),
+            projector,
+            position: Position {
+                next_seq: 1,
+                ..Position::default()
+            },
+            totals: Totals::default(),
+            cache_rows: DEFAULT_CACHE_ROWS,
+            scratch: (Vec::new(), Vec::new()),
+            write_log: false,
+            snapshot_every: 0,
+            next_snapshot: u64::MAX,
+        })
+    }
+
+    /// Takes a view snapshot every `every` log sequences (0 = never); see
+    /// `snapshots`.
+    pub fn set_snapshot_every(&mut self, every: u64) {
+        self.snapshot_every = every;
+        self.next_snapshot = crate::snapshots::next_boundary(self.position.next_seq - 1, every);
     }
 
     /// Where the engine stands: next log sequence and source offsets.
@@ -156,7 +199,14 @@ impl Engine {
         }
         let decoded = decode_batch(batch, &self.job_id);
         let first = self.position.next_seq;
-        self.load_missing(first, decoded.iter().map(entry)).await?;
+        let handle = Handle::Writer(self.db.clone());
+        load_rows(
+            &mut self.projector,
+            &handle,
+            first,
+            decoded.iter().map(entry),
+        )
+        .await?;
         for (i, d) in decoded.iter().enumerate() {
             match self.projector.apply(first + i as u64, entry(d)) {
                 Outcome::Applied => self.totals.applied += 1,
@@ -165,6 +215,20 @@ impl Engine {
             }
         }
         let last = first + batch.len() as u64 - 1;
+        let mut wb = WriteBatch::new();
+        self.projector
+            .drain_dirty(&mut |view, key, bytes| wb.put(view_key(view, key), bytes));
+        self.position.next_seq = last + 1;
+        if !self.write_log {
+            // A batch may change none of the views being rebuilt.
+            if !wb.is_empty() {
+                self.db.write(wb).await?;
+            }
+            self.totals.records += batch.len() as u64;
+            self.totals.batches += 1;
+            self.projector.evict(self.cache_rows);
+            return Ok(());
+        }
         let refs: Vec<LogRecordRef> = batch
             .iter()
             .enumerate()
@@ -177,12 +241,8 @@ impl Engine {
                 value: &r.value,
             })
             .collect();
-        let mut wb = WriteBatch::new();
         encode_segment_into(&refs, &mut self.scratch.0, &mut self.scratch.1);
         wb.put(segment_key(last), &self.scratch.1);
-        self.projector
-            .drain_dirty(&mut |view, key, bytes| wb.put(view_key(view, key), bytes));
-        self.position.next_seq = last + 1;
         for r in batch {
             let next = self.position.partitions.entry(r.partition).or_insert(0);
             *next = (*next).max(r.offset + 1);
@@ -195,42 +255,11 @@ impl Engine {
         self.totals.records += batch.len() as u64;
         self.totals.batches += 1;
         self.projector.evict(self.cache_rows);
-        Ok(())
-    }
-
-    async fn load_missing<'m, 'a: 'm>(
-        &mut self,
-        first: u64,
-        entries: impl Iterator<Item = Entry<'m, 'a>>,
-    ) -> Result<()> {
-        let mut wanted = Vec::new();
-        for (i, e) in entries.enumerate() {
-            self.projector.misses(first + i as u64, e, &mut wanted);
-        }
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let mut seen = HashSet::new();
-        wanted.retain(|w| seen.insert(w.clone()));
-        let db = self.db.clone();
-        let loaded: Vec<(&'static str, String, Option<bytes::Bytes>)> = stream::iter(wanted)
-            .map(|(view, key)| {
-                let db = db.clone();
-                async move {
-                    let bytes = db.get(view_key(view, &key)).await?;
-                    Ok::<_, Error>((view, key, bytes))
-                }
-            })
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .try_collect()
-            .await?;
-        for (view, key, bytes) in loaded {
-            self.projector
-                .load(view, &key, bytes.as_deref())
-                .map_err(|e| Error::Corrupt {
-                    key: format!("v/{view}/{key}"),
-                    detail: e.to_string(),
-                })?;
+        if self.snapshot_every > 0 && last >= self.next_snapshot {
+            // After the batch's write: the snapshot holds exactly the views
+            // as of `last`, a batch boundary.
+            crate::snapshots::take(&self.db, last).await?;
+            self.next_snapshot = crate::snapshots::next_boundary(last, self.snapshot_every);
         }
         Ok(())
     }
@@ -240,4 +269,52 @@ impl Engine {
         self.db.flush().await?;
         Ok(())
     }
+}
+
+/// Loads into `projector` the stored rows the records from sequence `first`
+/// on need (those it has not cached), from `handle`: the engine's own
+/// database, or a snapshot when answering `as_of`.
+pub(crate) async fn load_rows<'m, 'a: 'm>(
+    projector: &mut Projector,
+    handle: &Handle,
+    first: u64,
+    entries: impl Iterator<Item = Entry<'m, 'a>>,
+) -> Result<()> {
+    let mut wanted = Vec::new();
+    for (i, e) in entries.enumerate() {
+        projector.misses(first + i as u64, e, &mut wanted);
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut seen = HashSet::new();
+    wanted.retain(|w| seen.insert(w.clone()));
+    // Futures made up front: a closure inside the stream type trips
+    // rustc's higher-ranked `Send` check in the HTTP handlers.
+    let loads: Vec<_> = wanted
+        .into_iter()
+        .map(|(view, key)| load_one(handle.clone(), view, key))
+        .collect();
+    let loaded: Vec<(&'static str, String, Option<bytes::Bytes>)> = stream::iter(loads)
+        .buffer_unordered(LOAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    for (view, key, bytes) in loaded {
+        projector
+            .load(view, &key, bytes.as_deref())
+            .map_err(|e| Error::Corrupt {
+                key: format!("v/{view}/{key}"),
+                detail: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+async fn load_one(
+    handle: Handle,
+    view: &'static str,
+    key: String,
+) -> Result<(&'static str, String, Option<bytes::Bytes>)> {
+    let bytes = handle.get(&view_key(view, &key)).await?;
+    Ok((view, key, bytes))
 }

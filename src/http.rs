@@ -172,7 +172,14 @@ async fn resolve(
         .get("attempt")
         .map(String::as_str)
         .filter(|a| !a.is_empty());
-    Ok(s.catalog.resolve(job, attempt).await?)
+    let store = s.catalog.resolve(job, attempt).await?;
+    match q.get("as_of").filter(|k| !k.is_empty()) {
+        // Time travel: the views right after that log sequence.
+        Some(k) => crate::as_of::serve(s.catalog.storage(), &store, k)
+            .await
+            .map_err(Into::into),
+        None => Ok(store),
+    }
 }
 
 /// Job summaries opened at once while listing.
@@ -462,6 +469,11 @@ async fn stream(
     P(job): P<String>,
     Q(q): Q,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    if q.contains_key("as_of") {
+        return Err(ApiError::bad(
+            "as_of: the past does not change; use the other job routes",
+        ));
+    }
     let store = resolve(&s, &job, &q).await?;
     s.metrics.request("stream", 200);
     let feed = s

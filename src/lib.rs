@@ -4,9 +4,11 @@
 //! over HTTP by the same code for a live job and for the history server.
 
 pub mod api;
+pub mod as_of;
 pub mod bench;
 pub mod bench_history;
 pub mod bench_kafka;
+pub mod bench_rebuild;
 pub mod catalog;
 pub mod cli;
 pub mod codec;
@@ -19,9 +21,16 @@ pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod openapi;
+pub mod overlay;
+pub mod progress;
 pub mod project;
+pub mod rebuild;
 pub mod replay;
+pub mod replay_cmd;
+pub mod replay_log;
+pub mod replay_topic;
 pub mod simulate;
+pub mod snapshots;
 pub mod source;
 pub mod storage;
 pub mod summary;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::engine::{Engine, SourceRecord, Totals};
 use crate::error::Result;
 use crate::event_log::AttemptMeta;
+use crate::progress::Progress;
 use crate::source::file::FileSource;
 use crate::storage::Storage;
 use crate::view_store::{Handle, ViewStore};
@@ -110,38 +111,96 @@ pub async fn replay_batches(
     source: &str,
     mut next: impl FnMut(&mut Vec<SourceRecord>) -> Result<bool>,
 ) -> Result<(String, Summary)> {
-    crate::storage::validate_id("job id", job)?;
-    let attempt = match attempt {
-        Some(a) => a.to_owned(),
-        None => new_attempt_id(&storage.list_attempts(job).await.unwrap_or_default()),
-    };
-    let db = Arc::new(storage.open_writer(job, &attempt).await?);
-    let meta = AttemptMeta {
-        job_id: job.to_owned(),
-        attempt_id: attempt.clone(),
-        created_ms: now_ms(),
-        source: source.to_owned(),
-    };
-    let mut engine = Engine::open(db.clone(), meta).await?;
-    let started = Instant::now();
+    let mut target = Target::open(storage, job, attempt, source).await?;
     let mut buf = Vec::new();
     loop {
         buf.clear();
         let more = next(&mut buf)?;
-        engine.ingest(&buf).await?;
+        target.ingest(&buf).await?;
         if !more {
             break;
         }
     }
-    engine.flush().await?;
-    let store = ViewStore::open(Handle::Writer(db.clone()), job, &attempt).await?;
-    crate::summary::write(storage, &store, true).await?;
-    drop(store);
-    let summary = Summary {
-        totals: engine.totals(),
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    drop(engine);
-    db.close().await?;
-    Ok((attempt, summary))
+    target.finish().await
+}
+
+/// The attempt a replay writes: an engine over a new (or given) attempt,
+/// fed batch by batch by any source, with progress on stderr.
+pub struct Target {
+    engine: Engine,
+    db: Arc<slatedb::Db>,
+    storage: Storage,
+    job: String,
+    attempt: String,
+    started: Instant,
+    progress: Progress,
+}
+
+impl Target {
+    /// Opens attempt `attempt` of `job` (a new one if `None`) to replay
+    /// records from `source` (recorded in the attempt's identity).
+    pub async fn open(
+        storage: &Storage,
+        job: &str,
+        attempt: Option<&str>,
+        source: &str,
+    ) -> Result<Target> {
+        crate::storage::validate_id("job id", job)?;
+        let attempt = match attempt {
+            Some(a) => a.to_owned(),
+            None => new_attempt_id(&storage.list_attempts(job).await.unwrap_or_default()),
+        };
+        let db = Arc::new(storage.open_writer(job, &attempt).await?);
+        let meta = AttemptMeta {
+            job_id: job.to_owned(),
+            attempt_id: attempt.clone(),
+            created_ms: now_ms(),
+            source: source.to_owned(),
+        };
+        let engine = Engine::open(db.clone(), meta).await?;
+        Ok(Target {
+            engine,
+            db,
+            storage: storage.clone(),
+            job: job.to_owned(),
+            attempt,
+            started: Instant::now(),
+            progress: Progress::new("replay", None, false),
+        })
+    }
+
+    /// Reports progress on stderr, towards `total` records when known.
+    pub fn show_progress(&mut self, total: Option<u64>) {
+        self.progress = Progress::new("replay", total, true);
+    }
+
+    /// Decodes, projects and commits one batch.
+    pub async fn ingest(&mut self, batch: &[SourceRecord]) -> Result<()> {
+        self.engine.ingest(batch).await?;
+        self.progress.update(self.engine.totals().records);
+        Ok(())
+    }
+
+    /// Records ingested so far.
+    pub fn records(&self) -> u64 {
+        self.engine.totals().records
+    }
+
+    /// Makes everything durable, closes the attempt; its id and the summary.
+    pub async fn finish(mut self) -> Result<(String, Summary)> {
+        self.engine.flush().await?;
+        // Sealed: nothing is committed after it.
+        let store =
+            ViewStore::open(Handle::Writer(self.db.clone()), &self.job, &self.attempt).await?;
+        crate::summary::write(&self.storage, &store, true).await?;
+        drop(store);
+        self.progress.finish();
+        let summary = Summary {
+            totals: self.engine.totals(),
+            seconds: self.started.elapsed().as_secs_f64(),
+        };
+        drop(self.engine);
+        self.db.close().await?;
+        Ok((self.attempt, summary))
+    }
 }

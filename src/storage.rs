@@ -244,6 +244,29 @@ impl Storage {
         )
     }
 
+    /// Opens an attempt read-only pinned to one of its checkpoints (a view
+    /// snapshot, see `snapshots`): it never follows later writes.
+    pub async fn open_checkpoint(
+        &self,
+        job: &str,
+        attempt: &str,
+        checkpoint: uuid::Uuid,
+    ) -> Result<DbReader> {
+        validate_id("job id", job)?;
+        validate_id("attempt id", attempt)?;
+        let options = DbReaderOptions {
+            object_store_max_retries: Some(3),
+            ..DbReaderOptions::default()
+        };
+        Ok(
+            DbReader::builder(self.db_path(job, attempt), self.store.clone())
+                .with_options(options)
+                .with_reader_mode(DbReaderMode::Checkpoint(checkpoint))
+                .build()
+                .await?,
+        )
+    }
+
     /// A small object beside an attempt's database (`{job}/{attempt}/{name}`),
     /// or `None` when absent.
     pub async fn get_object(

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use slatedb::config::ScanOptions;
 use slatedb::{Db, DbIterator, DbReader};
+
+use crate::overlay::Overlay;
 use sundial_views::job::JobRow;
 use sundial_views::Projection;
 
@@ -22,6 +24,35 @@ pub enum Handle {
     Writer(Arc<Db>),
     /// A read-only follower.
     Reader(Arc<DbReader>),
+    /// Views as of a past log offset (`as_of`), over a snapshot.
+    Overlay(Arc<Overlay>),
+}
+
+/// One key and its value, from a scan.
+pub struct Kv {
+    pub key: Bytes,
+    pub value: Bytes,
+}
+
+/// An ascending scan: a database's, or an overlay's merged one.
+pub enum Scan {
+    /// Straight from SlateDB.
+    Db(Box<DbIterator>),
+    /// Rows of an overlay over a snapshot's scan (overlay wins on a tie).
+    Merged(Box<crate::overlay::MergedScan>),
+}
+
+impl Scan {
+    /// The next key and value, or `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Kv>> {
+        match self {
+            Scan::Db(it) => Ok(it.next().await?.map(|kv| Kv {
+                key: kv.key,
+                value: kv.value,
+            })),
+            Scan::Merged(m) => m.next().await,
+        }
+    }
 }
 
 fn scan_options() -> ScanOptions {
@@ -40,16 +71,30 @@ impl Handle {
         Ok(match self {
             Handle::Writer(db) => db.get(key).await?,
             Handle::Reader(db) => db.get(key).await?,
+            Handle::Overlay(o) => Box::pin(o.get(key)).await?,
         })
     }
 
     /// Keys in `[start, end)`, ascending.
-    pub async fn scan(&self, start: Vec<u8>, end: Vec<u8>) -> Result<DbIterator> {
+    pub async fn scan(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Scan> {
         let opts = scan_options();
         Ok(match self {
-            Handle::Writer(db) => db.scan_with_options(start..end, &opts).await?,
-            Handle::Reader(db) => db.scan_with_options(start..end, &opts).await?,
+            Handle::Writer(db) => {
+                Scan::Db(Box::new(db.scan_with_options(start..end, &opts).await?))
+            }
+            Handle::Reader(db) => {
+                Scan::Db(Box::new(db.scan_with_options(start..end, &opts).await?))
+            }
+            Handle::Overlay(o) => Box::pin(o.scan(start, end)).await?,
         })
+    }
+
+    /// The last log sequence this handle shows (`as_of`), if capped.
+    pub fn log_cap(&self) -> Option<u64> {
+        match self {
+            Handle::Overlay(o) => Some(o.as_of()),
+            _ => None,
+        }
     }
 }
 
@@ -209,8 +254,10 @@ impl ViewStore {
         Ok(out)
     }
 
-    /// Up to `limit` log records from sequence `from` on.
+    /// Up to `limit` log records from sequence `from` on (up to `as_of`
+    /// on a time-travel store).
     pub async fn log(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>> {
+        let cap = self.handle.log_cap().unwrap_or(u64::MAX);
         let start = segment_key(from).into_bytes();
         let mut it = self
             .handle
@@ -220,6 +267,9 @@ impl ViewStore {
         while let Some(kv) = it.next().await? {
             let seg = decode_segment(&kv.value).map_err(|e| corrupt(&kv.key, e))?;
             for r in seg {
+                if r.seq > cap {
+                    return Ok(out);
+                }
                 if r.seq >= from {
                     out.push(r);
                     if out.len() >= limit {

@@ -29,6 +29,9 @@ pub enum Outcome {
 pub struct Projector {
     sequences: ViewCache<Sequences>,
     views: Vec<Box<dyn DynView>>,
+    /// False when rebuilding only some views: the sequence tracker still
+    /// judges duplicates, but its rows are not handed out.
+    emit_sequences: bool,
 }
 
 impl Projector {
@@ -37,7 +40,27 @@ impl Projector {
         Projector {
             sequences: ViewCache::new(Sequences, complete),
             views: crate::registry(complete),
+            emit_sequences: true,
         }
+    }
+
+    /// A projector that hands out only the rows of the named views (to
+    /// rebuild them in place, leaving the others alone). Every view keeps
+    /// the code of [`Projector::new`]; duplicates are still judged by the
+    /// sequence tracker, whose rows are handed out only when it is named.
+    /// An unknown name is an error listing the valid ones.
+    pub fn only(names: &[&str], complete: bool) -> Result<Self, String> {
+        let valid = crate::view_names();
+        if let Some(bad) = names.iter().find(|n| !valid.contains(n)) {
+            return Err(format!(
+                "unknown view {bad:?}: use some of {}",
+                valid.join(",")
+            ));
+        }
+        let mut p = Projector::new(complete);
+        p.views.retain(|v| names.contains(&v.name()));
+        p.emit_sequences = names.contains(&p.sequences.name());
+        Ok(p)
     }
 
     fn probe<'m, 'a>(seq: u64, entry: Entry<'m, 'a>) -> Input<'m, 'a> {
@@ -125,7 +148,11 @@ impl Projector {
     /// Hands every changed row to `out` as `(view, key, bytes)`.
     pub fn drain_dirty(&mut self, out: &mut dyn FnMut(&'static str, &str, Vec<u8>)) {
         let name = self.sequences.name();
-        self.sequences.drain_dirty(&mut |k, b| out(name, k, b));
+        if self.emit_sequences {
+            self.sequences.drain_dirty(&mut |k, b| out(name, k, b));
+        } else {
+            self.sequences.drain_dirty(&mut |_, _| {});
+        }
         for v in &mut self.views {
             let name = v.name();
             v.drain_dirty(&mut |k, b| out(name, k, b));
@@ -134,7 +161,10 @@ impl Projector {
 
     /// Bounds every cache to about `max_rows` rows.
     pub fn evict(&mut self, max_rows: usize) {
-        self.sequences.evict(max_rows);
+        // Rows not handed out are never stored, so never reloadable: keep them.
+        if self.emit_sequences {
+            self.sequences.evict(max_rows);
+        }
         for v in &mut self.views {
             v.evict(max_rows);
         }
@@ -200,6 +230,30 @@ mod tests {
         let mut more = 0;
         p.drain_dirty(&mut |_, _, _| more += 1);
         assert_eq!(more, 0);
+    }
+
+    #[test]
+    fn a_projector_over_some_views_yields_exactly_their_rows() {
+        let evs = scenario();
+        let all = given(&evs);
+        let mut p = Projector::only(&["stage", "lineage"], true).unwrap();
+        for (i, ev) in evs.iter().enumerate() {
+            apply(&mut p, i as u64 + 1, ev);
+        }
+        let mut some = std::collections::BTreeMap::new();
+        p.drain_dirty(&mut |v, k, b| {
+            some.insert((v, k.to_owned()), b);
+        });
+        let want: std::collections::BTreeMap<_, _> = all
+            .bytes()
+            .iter()
+            .filter(|((v, _), _)| matches!(*v, "stage" | "lineage"))
+            .map(|(k, b)| (k.clone(), b.clone()))
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(some, want);
+        let err = Projector::only(&["stage", "nope"], true).err().unwrap();
+        assert!(err.contains("\"nope\"") && err.contains("lineage"), "{err}");
     }
 
     #[test]

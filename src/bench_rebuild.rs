@@ -1,0 +1,129 @@
+//! `sundial bench --rebuild`: the figures of replay and time travel on a
+//! long job. Builds a job of `--events` simulated records on local disk
+//! (streamed, never all in memory), then times rebuilding every view from
+//! its log into a new attempt (with and without view snapshots), the first
+//! `as_of` answer in the middle of the log (cold: a fresh reader each),
+//! and the disk each attempt takes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::engine::SourceRecord;
+use crate::error::Result;
+use crate::replay::{self, DEFAULT_BATCH};
+use crate::replay_log::SeqRange;
+use crate::simulate::{self, Scenario, SimConfig};
+use crate::storage::Storage;
+use crate::view_store::{Handle, ViewStore};
+
+const JOB: &str = "rebuild_bench";
+
+/// Bytes under a directory.
+fn disk(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn mb(b: u64) -> String {
+    format!("{:.0} MB", b as f64 / 1e6)
+}
+
+/// Runs the measurements over `events` records under `dir` (emptied first).
+pub async fn run(events: usize, dir: &str) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    let storage = Storage::from_url(dir)?;
+    let cfg = SimConfig::new(JOB, Scenario::Realistic, events);
+    let mut records = simulate::simulate(&cfg).enumerate();
+    let (_, s) = replay::replay_batches(&storage, JOB, Some("source"), "simulate", |buf| {
+        for (i, value) in records.by_ref().take(DEFAULT_BATCH) {
+            buf.push(SourceRecord {
+                partition: 0,
+                offset: i as i64,
+                arrival_ms: 0,
+                content_type: None,
+                value,
+            });
+        }
+        Ok(buf.len() == DEFAULT_BATCH)
+    })
+    .await?;
+    println!(
+        "build the job (simulate + replay, snapshots every {}): {s}",
+        crate::snapshots::every()
+    );
+    let base = Path::new(dir).join(JOB);
+    println!(
+        "disk, job with snapshots:   {}",
+        mb(disk(&base.join("source")))
+    );
+
+    let all = SeqRange::new(None, None)?;
+    let (_, s) =
+        crate::replay_log::replay_from_log(&storage, JOB, "source", all, Some("rebuild"), false)
+            .await?;
+    println!("rebuild every view from the log (new attempt, with snapshots): {s}");
+    println!(
+        "disk, rebuilt attempt:      {}",
+        mb(disk(&base.join("rebuild")))
+    );
+
+    // SAFETY of set_var: nothing else in this process reads the
+    // environment concurrently while the bench runs.
+    std::env::set_var("SUNDIAL_SNAPSHOT_EVERY", "0");
+    let (_, s) =
+        crate::replay_log::replay_from_log(&storage, JOB, "source", all, Some("nosnap"), false)
+            .await?;
+    std::env::remove_var("SUNDIAL_SNAPSHOT_EVERY");
+    println!("rebuild every view from the log (new attempt, no snapshots):   {s}");
+    println!(
+        "disk, rebuilt without snapshots: {}",
+        mb(disk(&base.join("nosnap")))
+    );
+
+    let reader = Arc::new(storage.open_reader(JOB, "source").await?);
+    let store = ViewStore::open(Handle::Reader(reader.clone()), JOB, "source").await?;
+    let last = store.job().await?.log_offset;
+    let every = crate::snapshots::every().max(1);
+    let mid = last / 2;
+    // Right after a snapshot, half way, and just before the next one (worst).
+    let at_snap = mid / every * every;
+    for k in [mid, at_snap + every / 2, at_snap + every - 1] {
+        let k = k.clamp(1, last);
+        let cold = Arc::new(storage.open_reader(JOB, "source").await?);
+        let live = ViewStore::open(Handle::Reader(cold.clone()), JOB, "source").await?;
+        let t = Instant::now();
+        let (past, stats) = crate::as_of::view_at(&storage, &live, k).await?;
+        let answer = crate::api::job(&past)
+            .await
+            .map_err(|e| crate::error::Error::invalid("as_of", e.message))?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "as_of={k} of {last}: first answer {:.0} ms (snapshot {}, {} records replayed, {} rows changed; log_offset {})",
+            secs * 1000.0,
+            stats.snapshot,
+            stats.replayed,
+            stats.changed_rows,
+            answer["log_offset"]
+        );
+        drop(past);
+        drop(live);
+        cold.close().await?;
+    }
+    drop(store);
+    reader.close().await?;
+
+    let views = sundial_views::view_names();
+    let s = crate::rebuild::rebuild_views(&storage, JOB, "rebuild", &views, false).await?;
+    println!("rebuild every view in place (--views all): {s}");
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `sundial replay`: picks the source (file, topic, an attempt's log) or
+//! the in-place rebuild of some views, runs it with progress on stderr and
+//! prints one summary line on stdout.
+
+use crate::cli::ReplayArgs;
+use crate::error::{Error, Result};
+use crate::replay::{Summary, Target};
+use crate::replay_log::SeqRange;
+use crate::replay_topic::TopicRange;
+use crate::source::file::FileSource;
+use crate::storage::Storage;
+
+/// The latest attempt of `job` by recorded creation time (then by name).
+pub async fn latest_attempt(storage: &Storage, job: &str) -> Result<String> {
+    let mut best: Option<(u64, String)> = None;
+    for a in storage.list_attempts(job).await? {
+        let created = storage.attempt_created_ms(job, &a).await?.unwrap_or(0);
+        if best.as_ref().is_none_or(|b| (created, &a) >= (b.0, &b.1)) {
+            best = Some((created, a));
+        }
+    }
+    best.map(|b| b.1)
+        .ok_or_else(|| Error::NotFound(format!("job={job} has no attempt")))
+}
+
+fn to_i64(what: &'static str, v: Option<u64>) -> Result<Option<i64>> {
+    v.map(|x| i64::try_from(x).map_err(|_| Error::invalid(what, format!("{x}: too large"))))
+        .transpose()
+}
+
+/// Runs `sundial replay`.
+pub async fn exec(a: ReplayArgs) -> Result<()> {
+    let storage = Storage::from_url(&a.storage)?;
+    crate::storage::validate_id("job id", &a.job)?;
+    let progress = !a.quiet;
+    if let Some(list) = &a.views {
+        let views = crate::rebuild::parse_views(list)?;
+        let attempt = match &a.attempt {
+            Some(at) => at.clone(),
+            None => latest_attempt(&storage, &a.job).await?,
+        };
+        let summary =
+            crate::rebuild::rebuild_views(&storage, &a.job, &attempt, &views, progress).await?;
+        println!(
+            "job={} attempt={attempt} rebuilt={} {summary}",
+            a.job,
+            views.join(",")
+        );
+        return Ok(());
+    }
+    let (attempt, summary) = if let Some(from) = &a.from_log {
+        let range = SeqRange::new(a.from_offset, a.to_offset)?;
+        crate::replay_log::replay_from_log(
+            &storage,
+            &a.job,
+            from,
+            range,
+            a.attempt.as_deref(),
+            progress,
+        )
+        .await?
+    } else if let Some(brokers) = &a.brokers {
+        let topic = a
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("{}_state", a.job));
+        let from_time_ms = match a.from_time {
+            Some(t) if t.is_finite() && t >= 0.0 => Some((t * 1000.0) as i64),
+            Some(t) => {
+                return Err(Error::invalid(
+                    "from time",
+                    format!("{t}: use seconds since the epoch"),
+                ))
+            }
+            None => None,
+        };
+        let range = TopicRange {
+            from_offset: to_i64("from offset", a.from_offset)?,
+            from_time_ms,
+            to_offset: to_i64("to offset", a.to_offset)?,
+        };
+        crate::replay_topic::replay_topic(
+            &storage,
+            &a.job,
+            brokers,
+            &topic,
+            range,
+            a.attempt.as_deref(),
+            progress,
+        )
+        .await?
+    } else if let Some(input) = &a.input {
+        replay_file_range(&storage, &a, input, progress).await?
+    } else {
+        return Err(Error::invalid(
+            "source",
+            "give --input, --brokers, --from-log or --views",
+        ));
+    };
+    println!("job={} attempt={attempt} {summary}", a.job);
+    Ok(())
+}
+
+/// A file replay, keeping only record indexes in `--from-offset..=--to-offset`.
+async fn replay_file_range(
+    storage: &Storage,
+    a: &ReplayArgs,
+    input: &str,
+    progress: bool,
+) -> Result<(String, Summary)> {
+    let from = to_i64("from offset", a.from_offset)?.unwrap_or(0);
+    let to = to_i64("to offset", a.to_offset)?.unwrap_or(i64::MAX);
+    if to < from {
+        return Err(Error::invalid(
+            "offsets",
+            format!("--to-offset {to} is below --from-offset {from}"),
+        ));
+    }
+    let mut source = FileSource::open(input)?;
+    let mut target = Target::open(
+        storage,
+        &a.job,
+        a.attempt.as_deref(),
+        &format!("file:{input}"),
+    )
+    .await?;
+    if progress {
+        target.show_progress(None);
+    }
+    let batch = a.batch.max(1);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let more = source.next_batch(batch, &mut buf)?;
+        buf.retain(|r| r.offset >= from && r.offset <= to);
+        target.ingest(&buf).await?;
+        if !more || buf.last().is_some_and(|r| r.offset >= to) {
+            break;
+        }
+    }
+    target.finish().await
+}
