@@ -183,7 +183,7 @@ async fn resolve(
 }
 
 /// Job summaries opened at once while listing.
-const LIST_CONCURRENCY: usize = 8;
+const LIST_CONCURRENCY: usize = 32;
 
 /// A job's list entry: its latest attempt's stored summary when that
 /// attempt is not open here (no database opened), else from its views;
