@@ -28,11 +28,17 @@ pub struct HistoryBench {
     pub reuse: bool,
 }
 
-/// Replays a simulated realistic job of about `events` records.
-async fn build_job(storage: &Storage, job: &str, events: usize) -> Result<u64> {
+/// Replays a simulated realistic job of about `events` records into
+/// `attempt` of `job` (shared with the rebuild bench).
+pub(crate) async fn build_simulated(
+    storage: &Storage,
+    job: &str,
+    attempt: &str,
+    events: usize,
+) -> Result<crate::replay::Summary> {
     let cfg = SimConfig::new(job, Scenario::Realistic, events);
     let mut records = simulate::simulate(&cfg).enumerate();
-    let (_, summary) = replay_batches(storage, job, Some("a1"), "simulate", |buf| {
+    let (_, summary) = replay_batches(storage, job, Some(attempt), "simulate", |buf| {
         for (i, value) in records.by_ref().take(DEFAULT_BATCH) {
             buf.push(SourceRecord {
                 partition: 0,
@@ -45,7 +51,15 @@ async fn build_job(storage: &Storage, job: &str, events: usize) -> Result<u64> {
         Ok(buf.len() == DEFAULT_BATCH)
     })
     .await?;
-    Ok(summary.totals.records)
+    Ok(summary)
+}
+
+/// Replays a simulated realistic job of about `events` records.
+async fn build_job(storage: &Storage, job: &str, events: usize) -> Result<u64> {
+    Ok(build_simulated(storage, job, "a1", events)
+        .await?
+        .totals
+        .records)
 }
 
 /// One HTTP/1.1 GET over a fresh connection: (status, body).

@@ -9,11 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::engine::SourceRecord;
 use crate::error::Result;
-use crate::replay::{self, DEFAULT_BATCH};
 use crate::replay_log::SeqRange;
-use crate::simulate::{self, Scenario, SimConfig};
 use crate::storage::Storage;
 use crate::view_store::{Handle, ViewStore};
 
@@ -42,21 +39,7 @@ fn mb(b: u64) -> String {
 pub async fn run(events: usize, dir: &str) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     let storage = Storage::from_url(dir)?;
-    let cfg = SimConfig::new(JOB, Scenario::Realistic, events);
-    let mut records = simulate::simulate(&cfg).enumerate();
-    let (_, s) = replay::replay_batches(&storage, JOB, Some("source"), "simulate", |buf| {
-        for (i, value) in records.by_ref().take(DEFAULT_BATCH) {
-            buf.push(SourceRecord {
-                partition: 0,
-                offset: i as i64,
-                arrival_ms: 0,
-                content_type: None,
-                value,
-            });
-        }
-        Ok(buf.len() == DEFAULT_BATCH)
-    })
-    .await?;
+    let s = crate::bench_history::build_simulated(&storage, JOB, "source", events).await?;
     println!(
         "build the job (simulate + replay, snapshots every {}): {s}",
         crate::snapshots::every()
