@@ -278,6 +278,19 @@ impl Storage {
         if !self.attempt_exists(job, attempt).await? {
             return Err(Error::NotFound(format!("job={job} attempt={attempt}")));
         }
+        // FollowLatest writes nothing to the store: a reader never changes it.
+        self.reader(job, attempt, poll, DbReaderMode::FollowLatest)
+            .await
+    }
+
+    /// A read-only handle in `mode`, on the shared read cache.
+    async fn reader(
+        &self,
+        job: &str,
+        attempt: &str,
+        poll: Duration,
+        mode: DbReaderMode,
+    ) -> Result<DbReader> {
         let options = DbReaderOptions {
             manifest_poll_interval: poll,
             object_store_max_retries: Some(3),
@@ -287,8 +300,7 @@ impl Storage {
             DbReader::builder(self.db_path(job, attempt), self.store.clone())
                 .with_options(options)
                 .with_db_cache(db_cache(), self.cache_id(job, attempt))
-                // FollowLatest writes nothing to the store: a reader never changes it.
-                .with_reader_mode(DbReaderMode::FollowLatest)
+                .with_reader_mode(mode)
                 .build()
                 .await?,
         )
@@ -304,18 +316,10 @@ impl Storage {
     ) -> Result<DbReader> {
         validate_id("job id", job)?;
         validate_id("attempt id", attempt)?;
-        let options = DbReaderOptions {
-            object_store_max_retries: Some(3),
-            ..DbReaderOptions::default()
-        };
-        Ok(
-            DbReader::builder(self.db_path(job, attempt), self.store.clone())
-                .with_options(options)
-                .with_db_cache(db_cache(), self.cache_id(job, attempt))
-                .with_reader_mode(DbReaderMode::Checkpoint(checkpoint))
-                .build()
-                .await?,
-        )
+        // A pinned checkpoint never changes: the poll interval is moot.
+        let poll = DbReaderOptions::default().manifest_poll_interval;
+        self.reader(job, attempt, poll, DbReaderMode::Checkpoint(checkpoint))
+            .await
     }
 
     /// A small object beside an attempt's database (`{job}/{attempt}/{name}`),
