@@ -103,9 +103,8 @@ pub async fn view_at(
         }
         let decoded = decode_batch(&records, job);
         load_rows(&mut projector, loader, next, decoded.iter().map(entry)).await?;
-        for (i, d) in decoded.iter().enumerate() {
-            projector.apply(next + i as u64, entry(d));
-        }
+        let entries: Vec<_> = decoded.iter().map(entry).collect();
+        projector.apply_batch(next, &entries);
         next += records.len() as u64;
         replayed += records.len() as u64;
     }

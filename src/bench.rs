@@ -25,6 +25,33 @@ fn rate(n: usize, secs: f64) -> String {
     )
 }
 
+/// Prints each view's share of apply (sequence tracker included in each),
+/// the figures the parallel apply's split is balanced on.
+fn per_view(decoded: &[std::result::Result<sundial_views::Message, sundial_views::DeadLetter>]) {
+    let mut line = String::from("apply per view (ns/event):");
+    for name in sundial_views::view_names() {
+        let Ok(mut p) = Projector::only(&[name], true) else {
+            continue;
+        };
+        let t = Instant::now();
+        for (i, d) in decoded.iter().enumerate() {
+            let entry = match d {
+                Ok(m) => Entry::Valid(m),
+                Err(dl) => Entry::Dead(dl),
+            };
+            p.apply(i as u64 + 1, entry);
+            if i % DEFAULT_BATCH == DEFAULT_BATCH - 1 {
+                p.drain_dirty(&mut |_, _, b| {
+                    std::hint::black_box(b);
+                });
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / decoded.len().max(1) as f64;
+        line.push_str(&format!(" {name} {ns:.0}"));
+    }
+    println!("{line}");
+}
+
 /// Runs every measurement over `events` simulated records under `dir`.
 pub async fn run(events: usize, dir: &str) -> Result<()> {
     let t = Instant::now();
@@ -47,6 +74,23 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
         rate(records.len(), t.elapsed().as_secs_f64())
     );
     std::hint::black_box(ok);
+    let sources: Vec<SourceRecord> = records
+        .iter()
+        .map(|v| SourceRecord {
+            value: v.clone(),
+            ..SourceRecord::default()
+        })
+        .collect();
+    let t = Instant::now();
+    let n: usize = sources
+        .chunks(DEFAULT_BATCH)
+        .map(|c| crate::engine::decode_batch(c, "bench").len())
+        .sum();
+    println!(
+        "decode json 2 cores: {}",
+        rate(n, t.elapsed().as_secs_f64())
+    );
+    drop(sources);
 
     let decoded: Vec<_> = records
         .iter()
@@ -73,6 +117,27 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
     println!(
         "apply only 1 core:   {}",
         rate(records.len(), t.elapsed().as_secs_f64())
+    );
+    drop(p);
+    per_view(&decoded);
+    let t = Instant::now();
+    let mut p = Projector::new(true);
+    for (c, chunk) in decoded.chunks(DEFAULT_BATCH).enumerate() {
+        let entries: Vec<Entry> = chunk
+            .iter()
+            .map(|d| match d {
+                Ok(m) => Entry::Valid(m),
+                Err(dl) => Entry::Dead(dl),
+            })
+            .collect();
+        p.apply_batch((c * DEFAULT_BATCH) as u64 + 1, &entries);
+        p.drain_dirty(&mut |_, _, b| {
+            std::hint::black_box(b);
+        });
+    }
+    println!(
+        "apply 2 cores:       {}",
+        rate(decoded.len(), t.elapsed().as_secs_f64())
     );
     drop(p);
     drop(decoded);

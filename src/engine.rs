@@ -79,6 +79,24 @@ pub(crate) fn decode_batch<'a>(batch: &'a [SourceRecord], job_id: &str) -> Vec<D
     })
 }
 
+/// Encodes a batch's log segment (records from sequence `first`) into
+/// `scratch.1`, reusing both buffers.
+fn encode_segment(batch: &[SourceRecord], first: u64, scratch: &mut (Vec<u8>, Vec<u8>)) {
+    let refs: Vec<LogRecordRef> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, r)| LogRecordRef {
+            seq: first + i as u64,
+            partition: r.partition,
+            offset: r.offset,
+            arrival_ms: r.arrival_ms,
+            content_type: r.content_type.as_deref(),
+            value: &r.value,
+        })
+        .collect();
+    encode_segment_into(&refs, &mut scratch.0, &mut scratch.1);
+}
+
 pub(crate) fn entry<'m, 'a>(d: &'m std::result::Result<Message<'a>, DeadLetter>) -> Entry<'m, 'a> {
     match d {
         Ok(m) => Entry::Valid(m),
@@ -207,8 +225,22 @@ impl Engine {
             decoded.iter().map(entry),
         )
         .await?;
-        for (i, d) in decoded.iter().enumerate() {
-            match self.projector.apply(first + i as u64, entry(d)) {
+        let entries: Vec<Entry> = decoded.iter().map(entry).collect();
+        let write_log = self.write_log;
+        let (projector, scratch) = (&mut self.projector, &mut self.scratch);
+        // The log segment is encoded (and compressed) on another thread
+        // while the views apply: neither needs the other.
+        let outcomes = std::thread::scope(|s| {
+            if write_log && batch.len() >= PARALLEL_DECODE_MIN {
+                s.spawn(|| encode_segment(batch, first, scratch));
+            }
+            projector.apply_batch(first, &entries)
+        });
+        if write_log && batch.len() < PARALLEL_DECODE_MIN {
+            encode_segment(batch, first, scratch);
+        }
+        for outcome in outcomes {
+            match outcome {
                 Outcome::Applied => self.totals.applied += 1,
                 Outcome::Duplicate => self.totals.duplicates += 1,
                 Outcome::Dead => self.totals.dead_letters += 1,
@@ -229,19 +261,6 @@ impl Engine {
             self.projector.evict(self.cache_rows);
             return Ok(());
         }
-        let refs: Vec<LogRecordRef> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, r)| LogRecordRef {
-                seq: first + i as u64,
-                partition: r.partition,
-                offset: r.offset,
-                arrival_ms: r.arrival_ms,
-                content_type: r.content_type.as_deref(),
-                value: &r.value,
-            })
-            .collect();
-        encode_segment_into(&refs, &mut self.scratch.0, &mut self.scratch.1);
         wb.put(segment_key(last), &self.scratch.1);
         for r in batch {
             let next = self.position.partitions.entry(r.partition).or_insert(0);

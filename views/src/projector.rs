@@ -25,6 +25,16 @@ pub enum Outcome {
     Dead,
 }
 
+/// Batches (and changed rows) at least this big use two threads.
+const PARALLEL_MIN: usize = 1024;
+
+/// Views applied on the second thread: together they cost about as much as
+/// all the others (`sundial bench` prints each view's cost per event).
+const SECOND_GROUP: &[&str] = &["stage", "lineage"];
+
+/// Some of the views, borrowed for one thread.
+type Group<'v> = Vec<&'v mut Box<dyn DynView>>;
+
 /// Every view plus the sequence tracker, with their row caches.
 pub struct Projector {
     sequences: ViewCache<Sequences>,
@@ -107,7 +117,60 @@ impl Projector {
 
     /// Applies one record to every view.
     pub fn apply(&mut self, seq: u64, entry: Entry) -> Outcome {
-        let (input, outcome) = match entry {
+        let (input, outcome) = self.judge(seq, entry);
+        for v in &mut self.views {
+            v.apply(&input);
+        }
+        outcome
+    }
+
+    /// Applies records `first, first + 1, …` to every view, exactly as
+    /// [`Projector::apply`] one by one would: the sequence tracker judges
+    /// them all in order, then the views (independent of each other given
+    /// the verdicts) run in two groups on two threads when the batch is big
+    /// enough to pay for it.
+    pub fn apply_batch(&mut self, first: u64, entries: &[Entry]) -> Vec<Outcome> {
+        let mut inputs = Vec::with_capacity(entries.len());
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let (input, outcome) = self.judge(first + i as u64, *e);
+            inputs.push(input);
+            outcomes.push(outcome);
+        }
+        if inputs.len() < PARALLEL_MIN {
+            for input in &inputs {
+                for v in &mut self.views {
+                    v.apply(input);
+                }
+            }
+            return outcomes;
+        }
+        let (mine, theirs) = self.groups();
+        let apply = |group: Group| {
+            // View by view: each view's code and rows stay hot in cache.
+            for v in group {
+                for input in &inputs {
+                    v.apply(input);
+                }
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| apply(theirs));
+            apply(mine);
+        });
+        outcomes
+    }
+
+    /// The views split in two groups of about equal apply cost.
+    fn groups(&mut self) -> (Group<'_>, Group<'_>) {
+        self.views
+            .iter_mut()
+            .partition(|v| !SECOND_GROUP.contains(&v.name()))
+    }
+
+    /// The sequence tracker's verdict on one record, as the views' input.
+    fn judge<'m, 'a>(&mut self, seq: u64, entry: Entry<'m, 'a>) -> (Input<'m, 'a>, Outcome) {
+        match entry {
             Entry::Dead(d) => (
                 Input {
                     seq,
@@ -138,11 +201,7 @@ impl Projector {
                     ),
                 }
             }
-        };
-        for v in &mut self.views {
-            v.apply(&input);
         }
-        outcome
     }
 
     /// Hands every changed row to `out` as `(view, key, bytes)`.
@@ -153,9 +212,41 @@ impl Projector {
         } else {
             self.sequences.drain_dirty(&mut |_, _| {});
         }
-        for v in &mut self.views {
-            let name = v.name();
-            v.drain_dirty(&mut |k, b| out(name, k, b));
+        let dirty: usize = self.views.iter().map(|v| v.dirty()).sum();
+        if dirty < PARALLEL_MIN {
+            for v in &mut self.views {
+                let name = v.name();
+                v.drain_dirty(&mut |k, b| out(name, k, b));
+            }
+            return;
+        }
+        // Rows encoded on two threads, handed out in registry order.
+        let order: Vec<&'static str> = self.views.iter().map(|v| v.name()).collect();
+        let (mine, theirs) = self.groups();
+        let encode = |group: Group| {
+            group
+                .into_iter()
+                .map(|v| {
+                    let mut rows = Vec::with_capacity(v.dirty());
+                    v.drain_dirty(&mut |k, b| rows.push((k.to_owned(), b)));
+                    (v.name(), rows)
+                })
+                .collect::<Vec<_>>()
+        };
+        let (mut a, b) = std::thread::scope(|s| {
+            let other = s.spawn(|| encode(theirs));
+            let a = encode(mine);
+            (a, other.join())
+        });
+        // A view never panics; if one did, its rows are lost to this
+        // batch's write and the panic is raised again here.
+        let b = b.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        a.extend(b);
+        a.sort_by_key(|(name, _)| order.iter().position(|n| n == name));
+        for (name, rows) in a {
+            for (k, b) in rows {
+                out(name, &k, b);
+            }
         }
     }
 
@@ -178,7 +269,7 @@ impl Projector {
 
 #[cfg(test)]
 mod tests {
-    use super::{Outcome, Projector};
+    use super::{Entry, Outcome, Projector};
     use crate::testkit::*;
 
     #[test]
@@ -230,6 +321,77 @@ mod tests {
         let mut more = 0;
         p.drain_dirty(&mut |_, _, _| more += 1);
         assert_eq!(more, 0);
+    }
+
+    /// Enough records (and changed rows) per batch for the two-thread path.
+    fn big_scenario() -> Vec<Ev> {
+        let mut evs = scenario();
+        let mut seq = std::collections::HashMap::new();
+        for t in 0..3000u64 {
+            let w = format!("bw{}", t % 300);
+            let stage = ["src", "map", "sink"][(t % 3) as usize];
+            let s = seq.entry(w.clone()).or_insert(0u64);
+            *s += 1;
+            let ts = 130.0 + t as f64 * 0.01;
+            let m = worker_metrics(&w, stage, ts, *s, t, t / 2);
+            evs.push(m.clone());
+            if t % 13 == 0 {
+                evs.push(m); // retried
+            }
+            let parent = format!("bs{}", t / 2);
+            evs.push(split(
+                &w,
+                stage,
+                &format!("bs{t}"),
+                &[&parent],
+                ts,
+                10_000 + t,
+            ));
+        }
+        evs
+    }
+
+    #[test]
+    fn applying_in_parallel_batches_equals_applying_one_by_one() {
+        let evs = big_scenario();
+        let one_by_one = given(&evs);
+        let texts: Vec<Option<String>> = evs
+            .iter()
+            .map(|e| match e {
+                Ev::Msg(v) => Some(v.to_string()),
+                Ev::Dead(_) => None,
+            })
+            .collect();
+        let msgs: Vec<Option<crate::Message>> = texts
+            .iter()
+            .map(|t| t.as_ref().map(|t| serde_json::from_str(t).unwrap()))
+            .collect();
+        let entries: Vec<Entry> = evs
+            .iter()
+            .zip(&msgs)
+            .map(|(e, m)| match (e, m) {
+                (_, Some(m)) => Entry::Valid(m),
+                (Ev::Dead(d), None) => Entry::Dead(d),
+                (Ev::Msg(_), None) => unreachable!(),
+            })
+            .collect();
+        let mut p = Projector::new(true);
+        let mut rows = std::collections::BTreeMap::new();
+        let mut outcomes = Vec::new();
+        let mut first = 1;
+        for chunk in entries.chunks(super::PARALLEL_MIN + 500) {
+            assert!(chunk.len() >= super::PARALLEL_MIN || first > 1);
+            outcomes.extend(p.apply_batch(first, chunk));
+            first += chunk.len() as u64;
+            let mut dirty = 0;
+            p.drain_dirty(&mut |v, k, b| {
+                dirty += 1;
+                rows.insert((v, k.to_owned()), b);
+            });
+            assert!(first > 2000 || dirty >= super::PARALLEL_MIN, "{dirty}");
+        }
+        assert_eq!(outcomes, one_by_one.outcomes());
+        assert_eq!(&rows, one_by_one.bytes());
     }
 
     #[test]

@@ -163,6 +163,8 @@ pub trait DynView: Send + Sync {
     fn evict(&mut self, max_rows: usize);
     /// Number of cached rows.
     fn cached(&self) -> usize;
+    /// Number of rows changed since the last drain.
+    fn dirty(&self) -> usize;
 }
 
 impl<P: Projection> DynView for ViewCache<P> {
@@ -254,6 +256,10 @@ impl<P: Projection> DynView for ViewCache<P> {
 
     fn cached(&self) -> usize {
         self.slots.len()
+    }
+
+    fn dirty(&self) -> usize {
+        self.dirty.len()
     }
 }
 
