@@ -16,11 +16,9 @@ use crate::engine::{decode_batch, entry, load_rows, SourceRecord};
 use crate::error::{Error, Result};
 use crate::event_log::view_key;
 use crate::overlay::Overlay;
+use crate::replay_log::{read_log, to_source, SeqRange};
 use crate::storage::Storage;
 use crate::view_store::{Handle, ViewStore};
-
-/// Records decoded and applied at a time.
-const CHUNK: usize = 16_384;
 
 /// What building a time-travel view cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +41,15 @@ pub fn parse(s: &str) -> Result<u64> {
     })
 }
 
-/// The views of `live`'s attempt as of log sequence `as_of`. A sequence past
-/// the attempt's last one is a `Invalid` error (HTTP 400) naming it.
+/// The views of `live`'s attempt as of log sequence `as_of`, with `views`
+/// replayed up front in one pass (any other view is replayed when first
+/// read). A sequence past the attempt's last one is an `Invalid` error
+/// (HTTP 400) naming it.
 pub async fn view_at(
     storage: &Storage,
     live: &ViewStore,
     as_of: u64,
+    views: &[&'static str],
 ) -> Result<(ViewStore, AsOfStats)> {
     let last = live.job().await?.log_offset;
     if as_of > last {
@@ -70,57 +71,67 @@ pub async fn view_at(
         ),
         None => (0, None),
     };
-    let mut projector = Projector::new(base.is_none());
-    let base_handle = base.clone().map(Handle::Reader);
-    let empty = Handle::Overlay(Arc::new(Overlay::new(
-        None,
-        BTreeMap::new(),
-        live.handle().clone(),
-        0,
-    )));
-    let loader = base_handle.as_ref().unwrap_or(&empty);
-    let mut next = from + 1;
-    let mut replayed = 0;
-    while next <= as_of {
-        let want = (as_of - next + 1).min(CHUNK as u64) as usize;
-        let records: Vec<SourceRecord> = live
-            .log(next, want)
-            .await?
-            .into_iter()
-            .map(|r| SourceRecord {
-                partition: r.partition,
-                offset: r.offset,
-                arrival_ms: r.arrival_ms,
-                content_type: r.content_type,
-                value: r.value,
-            })
-            .collect();
-        if records.is_empty() {
-            return Err(Error::Corrupt {
-                key: format!("l/ at {next}"),
-                detail: "the log ends before the job's log_offset".into(),
-            });
-        }
-        let decoded = decode_batch(&records, job);
-        load_rows(&mut projector, loader, next, decoded.iter().map(entry)).await?;
-        let entries: Vec<_> = decoded.iter().map(entry).collect();
-        projector.apply_batch(next, &entries);
-        next += records.len() as u64;
-        replayed += records.len() as u64;
+    let overlay = Arc::new(Overlay::new(base, from, live.clone(), as_of));
+    overlay.replay(views).await?;
+    let stats = AsOfStats {
+        snapshot: from,
+        replayed: overlay.replayed_records().await,
+        changed_rows: overlay.changed_rows().await,
+    };
+    let mut store = ViewStore::open(Handle::Overlay(overlay), job, attempt).await?;
+    store.meta = live.meta.clone();
+    Ok((store, stats))
+}
+
+/// Replays log records `from + 1 ..= as_of` of `live` into `views` (the
+/// sequence tracker always judges duplicates), starting from the rows of
+/// `base` (the snapshot at `from`; an empty store when `None`). Returns the
+/// rows the records changed, keyed as stored, and how many records it read.
+pub(crate) async fn replay(
+    live: &ViewStore,
+    base: Option<&Handle>,
+    from: u64,
+    as_of: u64,
+    views: &[&'static str],
+) -> Result<(BTreeMap<Vec<u8>, Bytes>, u64)> {
+    if as_of <= from {
+        // Right on the snapshot: nothing to replay.
+        return Ok((BTreeMap::new(), 0));
     }
+    let job = live.meta.job_id.as_str();
+    let projector =
+        Projector::only(views, base.is_none()).map_err(|e| Error::invalid("views", e))?;
+    let range = SeqRange::new(Some(from + 1), Some(as_of))?;
+    let projector = tokio::sync::Mutex::new(projector);
+    let replayed = read_log(live.handle(), range, |seg, _| {
+        let projector = &projector;
+        async move {
+            let first = seg.first().map_or(0, |r| r.seq);
+            let records: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
+            let decoded = decode_batch(&records, job);
+            let mut projector = projector.lock().await;
+            if let Some(base) = base {
+                // From an empty store nothing is ever missing: no loads.
+                load_rows(&mut projector, base, first, decoded.iter().map(entry)).await?;
+            }
+            let entries: Vec<_> = decoded.iter().map(entry).collect();
+            projector.apply_batch(first, &entries);
+            Ok(())
+        }
+    })
+    .await?;
+    if replayed < as_of - from {
+        return Err(Error::Corrupt {
+            key: format!("l/ at {}", from + 1 + replayed),
+            detail: "the log ends before the job's log_offset".into(),
+        });
+    }
+    let mut projector = projector.into_inner();
     let mut rows = BTreeMap::new();
     projector.drain_dirty(&mut |view, key, bytes| {
         rows.insert(view_key(view, key), Bytes::from(bytes));
     });
-    let stats = AsOfStats {
-        snapshot: from,
-        replayed,
-        changed_rows: rows.len(),
-    };
-    let overlay = Overlay::new(base, rows, live.handle().clone(), as_of);
-    let mut store = ViewStore::open(Handle::Overlay(Arc::new(overlay)), job, attempt).await?;
-    store.meta = live.meta.clone();
-    Ok((store, stats))
+    Ok((rows, replayed))
 }
 
 /// Recently built time-travel stores, by attempt and offset: paging through
@@ -139,7 +150,14 @@ const CACHED: usize = 4;
 /// `view_at` for the HTTP layer: parses `as_of`, reuses a store built for
 /// the same attempt and offset (the past never changes, unless views are
 /// rebuilt in place, which clears this cache in the process doing it).
-pub async fn serve(storage: &Storage, live: &ViewStore, as_of: &str) -> Result<Arc<ViewStore>> {
+/// `views` are those the request will read (replayed in one pass when the
+/// store is built; others are replayed when first read).
+pub async fn serve(
+    storage: &Storage,
+    live: &ViewStore,
+    as_of: &str,
+    views: &[&'static str],
+) -> Result<Arc<ViewStore>> {
     let k = parse(as_of)?;
     let id = (
         storage.url().to_owned(),
@@ -152,9 +170,12 @@ pub async fn serve(storage: &Storage, live: &ViewStore, as_of: &str) -> Result<A
         c.iter().find(|(key, _)| *key == id).map(|(_, s)| s.clone())
     };
     if let Some(store) = hit {
+        if let Handle::Overlay(o) = store.handle() {
+            o.replay(views).await?;
+        }
         return Ok(store);
     }
-    let (store, stats) = view_at(storage, live, k).await?;
+    let (store, stats) = view_at(storage, live, k, views).await?;
     tracing::debug!(
         as_of = k,
         snapshot = stats.snapshot,
@@ -169,6 +190,26 @@ pub async fn serve(storage: &Storage, live: &ViewStore, as_of: &str) -> Result<A
         c.remove(0);
     }
     Ok(store)
+}
+
+/// The views each job route reads (by its metrics name), replayed in one
+/// pass for an `as_of` request; a view missing here costs one more pass
+/// when the route reads it, never a wrong answer.
+pub fn views_for(route: &str) -> &'static [&'static str] {
+    match route {
+        "job" => &["job", "stage"],
+        "stages" | "stage" => &["job", "stage", "metrics"],
+        "configuration" => &["job", "stage", "metrics"],
+        "stage_metrics" => &["job", "metrics"],
+        "workers" | "stage_workers" | "worker" => &["job", "worker"],
+        "exceptions" => &["exception"],
+        "exception_summary" => &["exception_group"],
+        "lineage" | "split" => &["lineage"],
+        "checkpoints" => &["checkpoint"],
+        "timeline" => &["timeline"],
+        "dead_letters" => &["dead_letter"],
+        _ => &[],
+    }
 }
 
 /// Forgets every cached time-travel store (after an in-place rebuild).

@@ -35,8 +35,9 @@ fn mb(b: u64) -> String {
     format!("{:.0} MB", b as f64 / 1e6)
 }
 
-/// Runs the measurements over `events` records under `dir` (emptied first).
-pub async fn run(events: usize, dir: &str) -> Result<()> {
+/// Runs the measurements over `events` records under `dir` (emptied
+/// first); only the build and `as_of` when `as_of_only`.
+pub async fn run(events: usize, dir: &str, as_of_only: bool) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     let storage = Storage::from_url(dir)?;
     let s = crate::bench_history::build_simulated(&storage, JOB, "source", events).await?;
@@ -50,29 +51,9 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
         mb(disk(&base.join("source")))
     );
 
-    let all = SeqRange::new(None, None)?;
-    let (_, s) =
-        crate::replay_log::replay_from_log(&storage, JOB, "source", all, Some("rebuild"), false)
-            .await?;
-    println!("rebuild every view from the log (new attempt, with snapshots): {s}");
-    println!(
-        "disk, rebuilt attempt:      {}",
-        mb(disk(&base.join("rebuild")))
-    );
-
-    // SAFETY of set_var: nothing else in this process reads the
-    // environment concurrently while the bench runs.
-    std::env::set_var("SUNDIAL_SNAPSHOT_EVERY", "0");
-    let (_, s) =
-        crate::replay_log::replay_from_log(&storage, JOB, "source", all, Some("nosnap"), false)
-            .await?;
-    std::env::remove_var("SUNDIAL_SNAPSHOT_EVERY");
-    println!("rebuild every view from the log (new attempt, no snapshots):   {s}");
-    println!(
-        "disk, rebuilt without snapshots: {}",
-        mb(disk(&base.join("nosnap")))
-    );
-
+    if !as_of_only {
+        rebuild_into_new(&storage, &base).await?;
+    }
     let reader = Arc::new(storage.open_reader(JOB, "source").await?);
     let store = ViewStore::open(Handle::Reader(reader.clone()), JOB, "source").await?;
     let last = store.job().await?.log_offset;
@@ -85,13 +66,21 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
         let cold = Arc::new(storage.open_reader(JOB, "source").await?);
         let live = ViewStore::open(Handle::Reader(cold.clone()), JOB, "source").await?;
         let t = Instant::now();
-        let (past, stats) = crate::as_of::view_at(&storage, &live, k).await?;
+        let (past, stats) =
+            crate::as_of::view_at(&storage, &live, k, crate::as_of::views_for("job")).await?;
         let answer = crate::api::job(&past)
             .await
             .map_err(|e| crate::error::Error::invalid("as_of", e.message))?;
         let secs = t.elapsed().as_secs_f64();
+        // Another page of the same past: its views replay on first read.
+        let t = Instant::now();
+        let p = crate::api::Params::from([("page_size".to_owned(), "100".to_owned())]);
+        crate::api::workers(&past, &p, None)
+            .await
+            .map_err(|e| crate::error::Error::invalid("as_of", e.message))?;
+        let workers_ms = t.elapsed().as_secs_f64() * 1000.0;
         println!(
-            "as_of={k} of {last}: first answer {:.0} ms (snapshot {}, {} records replayed, {} rows changed; log_offset {})",
+            "as_of={k} of {last}: first answer (job page) {:.0} ms, then the workers page {workers_ms:.0} ms (snapshot {}, {} records replayed, {} rows changed; log_offset {})",
             secs * 1000.0,
             stats.snapshot,
             stats.replayed,
@@ -105,8 +94,39 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
     drop(store);
     reader.close().await?;
 
-    let views = sundial_views::view_names();
-    let s = crate::rebuild::rebuild_views(&storage, JOB, "rebuild", &views, false).await?;
-    println!("rebuild every view in place (--views all): {s}");
+    if !as_of_only {
+        let views = sundial_views::view_names();
+        let s = crate::rebuild::rebuild_views(&storage, JOB, "rebuild", &views, false).await?;
+        println!("rebuild every view in place (--views all): {s}");
+    }
+    Ok(())
+}
+
+/// Rebuilds every view of the job from its log into new attempts, with
+/// and without snapshots.
+async fn rebuild_into_new(storage: &Storage, base: &Path) -> Result<()> {
+    let all = SeqRange::new(None, None)?;
+    let (_, s) =
+        crate::replay_log::replay_from_log(storage, JOB, "source", all, Some("rebuild"), false)
+            .await?;
+    println!("rebuild every view from the log (new attempt, with snapshots): {s}");
+    println!(
+        "disk, rebuilt attempt:      {}",
+        mb(disk(&base.join("rebuild")))
+    );
+
+    // SAFETY of set_var: nothing else in this process reads the
+    // environment concurrently while the bench runs.
+    std::env::set_var("SUNDIAL_SNAPSHOT_EVERY", "0");
+    let (_, s) =
+        crate::replay_log::replay_from_log(storage, JOB, "source", all, Some("nosnap"), false)
+            .await?;
+    std::env::remove_var("SUNDIAL_SNAPSHOT_EVERY");
+    println!("rebuild every view from the log (new attempt, no snapshots):   {s}");
+    println!(
+        "disk, rebuilt without snapshots: {}",
+        mb(disk(&base.join("nosnap")))
+    );
+
     Ok(())
 }

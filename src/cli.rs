@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// --events events instead.
     #[arg(long, conflicts_with_all = ["brokers", "history_jobs"])]
     pub rebuild: bool,
+    /// With --rebuild: only build the job and time `as_of` (no rebuilt
+    /// attempts: a third of the disk).
+    #[arg(long, requires = "rebuild")]
+    pub as_of_only: bool,
 }
 
 /// `sundial project`.

@@ -212,6 +212,25 @@ impl Engine {
 
     /// Decodes, projects and commits one batch atomically.
     pub async fn ingest(&mut self, batch: &[SourceRecord]) -> Result<()> {
+        self.ingest_with(batch, None).await
+    }
+
+    /// [`Engine::ingest`] of a batch that is a whole segment of another
+    /// attempt's log, starting at sequence `first`, with the segment's
+    /// stored bytes: when the batch lands on the same sequences here, those
+    /// bytes are exactly the segment this engine would write, so they are
+    /// stored as they are instead of being encoded again.
+    pub async fn ingest_copy(
+        &mut self,
+        batch: &[SourceRecord],
+        first: u64,
+        stored: &[u8],
+    ) -> Result<()> {
+        let same = first == self.position.next_seq;
+        self.ingest_with(batch, same.then_some(stored)).await
+    }
+
+    async fn ingest_with(&mut self, batch: &[SourceRecord], stored: Option<&[u8]>) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -226,17 +245,17 @@ impl Engine {
         )
         .await?;
         let entries: Vec<Entry> = decoded.iter().map(entry).collect();
-        let write_log = self.write_log;
+        let encode = self.write_log && stored.is_none();
         let (projector, scratch) = (&mut self.projector, &mut self.scratch);
         // The log segment is encoded (and compressed) on another thread
         // while the views apply: neither needs the other.
         let outcomes = std::thread::scope(|s| {
-            if write_log && batch.len() >= PARALLEL_DECODE_MIN {
+            if encode && batch.len() >= PARALLEL_DECODE_MIN {
                 s.spawn(|| encode_segment(batch, first, scratch));
             }
             projector.apply_batch(first, &entries)
         });
-        if write_log && batch.len() < PARALLEL_DECODE_MIN {
+        if encode && batch.len() < PARALLEL_DECODE_MIN {
             encode_segment(batch, first, scratch);
         }
         for outcome in outcomes {
@@ -261,7 +280,7 @@ impl Engine {
             self.projector.evict(self.cache_rows);
             return Ok(());
         }
-        wb.put(segment_key(last), &self.scratch.1);
+        wb.put(segment_key(last), stored.unwrap_or(&self.scratch.1));
         for r in batch {
             let next = self.position.partitions.entry(r.partition).or_insert(0);
             *next = (*next).max(r.offset + 1);

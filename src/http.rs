@@ -163,8 +163,11 @@ fn done(s: &AppState, route: &'static str, r: ApiResult) -> Result<Json<Value>, 
     r.map(Json)
 }
 
+/// The attempt a job route asks for (`attempt`), as of `as_of` when given;
+/// `route` tells which views an `as_of` answer needs.
 async fn resolve(
     s: &AppState,
+    route: &str,
     job: &str,
     q: &Params,
 ) -> Result<Arc<crate::view_store::ViewStore>, ApiError> {
@@ -175,9 +178,14 @@ async fn resolve(
     let store = s.catalog.resolve(job, attempt).await?;
     match q.get("as_of").filter(|k| !k.is_empty()) {
         // Time travel: the views right after that log sequence.
-        Some(k) => crate::as_of::serve(s.catalog.storage(), &store, k)
-            .await
-            .map_err(Into::into),
+        Some(k) => crate::as_of::serve(
+            s.catalog.storage(),
+            &store,
+            k,
+            crate::as_of::views_for(route),
+        )
+        .await
+        .map_err(Into::into),
         None => Ok(store),
     }
 }
@@ -325,7 +333,7 @@ macro_rules! job_route {
             Q($q): Q,
         ) -> Result<Json<Value>, ApiError> {
             let r = async {
-                let $store = resolve(&s, &job, &$q).await?;
+                let $store = resolve(&s, $route, &job, &$q).await?;
                 $body.await
             }
             .await;
@@ -342,7 +350,7 @@ macro_rules! job_item_route {
             Q($q): Q,
         ) -> Result<Json<Value>, ApiError> {
             let r = async {
-                let $store = resolve(&s, &job, &$q).await?;
+                let $store = resolve(&s, $route, &job, &$q).await?;
                 $body.await
             }
             .await;
@@ -360,7 +368,7 @@ async fn job(
         if let Some(v) = sealed_job(&s, &job, &q).await? {
             return Ok(v);
         }
-        api::job(&*resolve(&s, &job, &q).await?).await
+        api::job(&*resolve(&s, "job", &job, &q).await?).await
     }
     .await;
     done(&s, "job", r)
@@ -474,7 +482,7 @@ async fn stream(
             "as_of: the past does not change; use the other job routes",
         ));
     }
-    let store = resolve(&s, &job, &q).await?;
+    let store = resolve(&s, "stream", &job, &q).await?;
     s.metrics.request("stream", 200);
     let feed = s
         .live

@@ -49,7 +49,9 @@ fn main() -> ExitCode {
             Command::Serve(a) => sundial::commands::serve(a).await,
             Command::Simulate(a) => sundial::commands::simulate(a).await,
             Command::Demo(a) => sundial::commands::demo(a).await,
-            Command::Bench(a) if a.rebuild => sundial::bench_rebuild::run(a.events, &a.dir).await,
+            Command::Bench(a) if a.rebuild => {
+                sundial::bench_rebuild::run(a.events, &a.dir, a.as_of_only).await
+            }
             Command::Bench(a) => match (&a.brokers, a.history_jobs) {
                 (Some(b), _) => {
                     sundial::bench_kafka::run(b, a.events, &a.dir, a.latency_rate).await

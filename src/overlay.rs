@@ -1,43 +1,86 @@
 //! The read side of time travel: an attempt's views as of a past log
 //! offset, as the rows a replay from a snapshot changed (in memory) over
-//! that snapshot (a read-only SlateDB checkpoint). Log reads go to the
-//! attempt itself, capped at the offset. Built by `as_of`; read-only.
+//! that snapshot (a read-only SlateDB checkpoint). Views are replayed
+//! lazily: a request names the views it will read (one pass over the log
+//! for all of them), and any other view is replayed the first time one of
+//! its rows is read, so every read is exact whatever it touches, and a page
+//! never pays for views it does not show. Log reads go to the attempt
+//! itself, capped at the offset. Built by `as_of`; read-only.
 
-use std::collections::BTreeMap;
 use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use slatedb::DbReader;
 
 use crate::error::Result;
-use crate::event_log::LOG_PREFIX;
-use crate::view_store::{Handle, Kv, Scan};
+use crate::event_log::{view_key, LOG_PREFIX, VIEW_PREFIX};
+use crate::view_store::{Handle, Kv, Scan, ViewStore};
 
-/// Rows as of a log offset: `rows` over `base`.
+/// Rows as of a log offset: those replayed so far over `base`.
 pub struct Overlay {
-    /// The snapshot the replay started from (`None`: from an empty store).
+    /// The snapshot the replay starts from (`None`: from an empty store).
     base: Option<Arc<DbReader>>,
-    /// Every row the replay from the snapshot changed, final bytes.
-    rows: BTreeMap<Vec<u8>, Bytes>,
+    /// The log sequence of that snapshot (0 = none).
+    snapshot: u64,
     /// The attempt itself, for its log.
-    log: Handle,
+    live: ViewStore,
     as_of: u64,
+    /// Held while a view is replayed, so concurrent readers wait for it.
+    replayed: tokio::sync::Mutex<Replayed>,
+}
+
+/// What the lazy replays produced so far.
+#[derive(Default)]
+struct Replayed {
+    /// Every row of the replayed views that the records changed, final bytes.
+    rows: BTreeMap<Vec<u8>, Bytes>,
+    /// Views replayed.
+    views: BTreeSet<&'static str>,
+    /// Log records replayed, summed over passes.
+    records: u64,
+}
+
+/// Every view's name (and the sequence tracker's), computed once.
+fn names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(sundial_views::view_names)
+}
+
+/// The view a row key belongs to, if it is a view row's key.
+fn view_of(key: &[u8]) -> Option<&'static str> {
+    let rest = key.strip_prefix(VIEW_PREFIX.as_bytes())?;
+    let name = rest.split(|b| *b == b'/').next()?;
+    names().iter().copied().find(|v| v.as_bytes() == name)
+}
+
+/// The views with rows in `[start, end)`.
+fn views_in(start: &[u8], end: &[u8]) -> Vec<&'static str> {
+    names()
+        .iter()
+        .copied()
+        .filter(|v| {
+            let first = view_key(v, "");
+            let mut past = first.clone();
+            if let Some(slash) = past.last_mut() {
+                *slash += 1; // `/` + 1: just past every key of the view
+            }
+            first.as_slice() < end && start < past.as_slice()
+        })
+        .collect()
 }
 
 impl Overlay {
-    /// An overlay of `rows` on `base`, reading the log from `log`.
-    pub fn new(
-        base: Option<Arc<DbReader>>,
-        rows: BTreeMap<Vec<u8>, Bytes>,
-        log: Handle,
-        as_of: u64,
-    ) -> Self {
+    /// Views as of `as_of` of the attempt `live`, to be replayed from the
+    /// snapshot `base` taken at sequence `snapshot` (0 and `None`: none).
+    pub fn new(base: Option<Arc<DbReader>>, snapshot: u64, live: ViewStore, as_of: u64) -> Self {
         Overlay {
             base,
-            rows,
-            log,
+            snapshot,
+            live,
             as_of,
+            replayed: tokio::sync::Mutex::default(),
         }
     }
 
@@ -46,17 +89,51 @@ impl Overlay {
         self.as_of
     }
 
-    /// Rows the replay changed.
-    pub fn changed_rows(&self) -> usize {
-        self.rows.len()
+    /// Rows the replays changed so far.
+    pub async fn changed_rows(&self) -> usize {
+        self.replayed.lock().await.rows.len()
+    }
+
+    /// Log records replayed so far (each pass counted).
+    pub async fn replayed_records(&self) -> u64 {
+        self.replayed.lock().await.records
+    }
+
+    /// Replays, in one pass, those of `views` not replayed yet.
+    pub async fn replay(&self, views: &[&'static str]) -> Result<()> {
+        let mut done = self.replayed.lock().await;
+        let missing: Vec<&'static str> = views
+            .iter()
+            .copied()
+            .filter(|v| !done.views.contains(v))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let base = self.base.clone().map(Handle::Reader);
+        let (rows, records) = crate::as_of::replay(
+            &self.live,
+            base.as_ref(),
+            self.snapshot,
+            self.as_of,
+            &missing,
+        )
+        .await?;
+        done.rows.extend(rows);
+        done.views.extend(missing);
+        done.records += records;
+        Ok(())
     }
 
     /// One key's value as of the offset.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         if key.starts_with(LOG_PREFIX.as_bytes()) {
-            return self.log.get(key).await;
+            return self.live.handle().get(key).await;
         }
-        if let Some(v) = self.rows.get(key) {
+        if let Some(view) = view_of(key) {
+            self.replay(&[view]).await?;
+        }
+        if let Some(v) = self.replayed.lock().await.rows.get(key) {
             return Ok(Some(v.clone()));
         }
         match &self.base {
@@ -68,9 +145,13 @@ impl Overlay {
     /// Keys in `[start, end)` as of the offset, ascending.
     pub async fn scan(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Scan> {
         if start.starts_with(LOG_PREFIX.as_bytes()) {
-            return self.log.scan(start, end).await;
+            return self.live.handle().scan(start, end).await;
         }
+        self.replay(&views_in(&start, &end)).await?;
         let mem: VecDeque<(Bytes, Bytes)> = self
+            .replayed
+            .lock()
+            .await
             .rows
             .range(start.clone()..end.clone())
             .map(|(k, v)| (Bytes::copy_from_slice(k), v.clone()))

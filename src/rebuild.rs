@@ -122,7 +122,7 @@ async fn rebuild_leased(
     read_log(
         &Handle::Writer(db.clone()),
         SeqRange::new(None, None)?,
-        |seg| {
+        |seg, _| {
             let engine = &engine;
             async move {
                 let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();

@@ -181,6 +181,20 @@ impl Target {
         Ok(())
     }
 
+    /// [`Target::ingest`] of a batch read whole from a stored log segment
+    /// whose first sequence is `first`: the segment is stored as it is
+    /// when the batch lands on the same sequences.
+    pub async fn ingest_copy(
+        &mut self,
+        batch: &[SourceRecord],
+        first: u64,
+        stored: &[u8],
+    ) -> Result<()> {
+        self.engine.ingest_copy(batch, first, stored).await?;
+        self.progress.update(self.engine.totals().records);
+        Ok(())
+    }
+
     /// Records ingested so far.
     pub fn records(&self) -> u64 {
         self.engine.totals().records

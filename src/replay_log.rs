@@ -38,10 +38,12 @@ impl SeqRange {
 }
 
 /// Visits the log of an attempt segment by segment, records of `range`
-/// only, until `visit` fails; returns how many records it visited.
+/// only, until `visit` fails; returns how many records it visited. A
+/// segment visited whole comes with its stored bytes, so a copy of the log
+/// need not encode it again.
 pub async fn read_log<F, Fut>(handle: &Handle, range: SeqRange, mut visit: F) -> Result<u64>
 where
-    F: FnMut(Vec<LogRecord>) -> Fut,
+    F: FnMut(Vec<LogRecord>, Option<bytes::Bytes>) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
     let mut end = LOG_PREFIX.as_bytes().to_vec();
@@ -56,10 +58,12 @@ where
             detail: e.to_string(),
         })?;
         let past_end = seg.last().is_some_and(|r| r.seq >= range.to);
+        let whole = seg.len();
         seg.retain(|r| r.seq >= range.from && r.seq <= range.to);
         n += seg.len() as u64;
         if !seg.is_empty() {
-            visit(seg).await?;
+            let stored = (seg.len() == whole).then_some(kv.value);
+            visit(seg, stored).await?;
         }
         if past_end {
             break;
@@ -113,11 +117,16 @@ pub async fn replay_from_log(
         target.show_progress(Some(range.to.min(last) + 1 - range.from));
     }
     let target = tokio::sync::Mutex::new(target);
-    read_log(&source, range, |seg| {
+    read_log(&source, range, |seg, stored| {
         let target = &target;
         async move {
+            let first = seg.first().map_or(0, |r| r.seq);
             let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-            target.lock().await.ingest(&batch).await
+            let mut target = target.lock().await;
+            match stored {
+                Some(bytes) => target.ingest_copy(&batch, first, &bytes).await,
+                None => target.ingest(&batch).await,
+            }
         }
     })
     .await?;

@@ -210,7 +210,7 @@ impl Projector {
         if self.emit_sequences {
             self.sequences.drain_dirty(&mut |k, b| out(name, k, b));
         } else {
-            self.sequences.drain_dirty(&mut |_, _| {});
+            self.sequences.forget_dirty();
         }
         let dirty: usize = self.views.iter().map(|v| v.dirty()).sum();
         if dirty < PARALLEL_MIN {

@@ -141,6 +141,15 @@ impl<P: Projection> ViewCache<P> {
         Some(out)
     }
 
+    /// Marks every row unchanged without encoding it (rows nobody stores).
+    pub fn forget_dirty(&mut self) {
+        for &pos in &self.dirty {
+            self.slots[pos].dirty = false;
+        }
+        self.dirty.clear();
+        self.generation += 1;
+    }
+
     /// The typed projection.
     pub fn projection(&self) -> &P {
         &self.proj
