@@ -11,7 +11,7 @@ use sundial_views::projector::Entry;
 use sundial_views::Projector;
 
 use crate::codec;
-use crate::engine::SourceRecord;
+use crate::engine::{Decoded, SourceRecord};
 use crate::error::Result;
 use crate::event_log::{encode_segment, segment_key, LogRecordRef};
 use crate::replay::{self, DEFAULT_BATCH};
@@ -27,29 +27,32 @@ fn rate(n: usize, secs: f64) -> String {
 
 /// Prints each view's share of apply (sequence tracker included in each),
 /// the figures the parallel apply's split is balanced on.
-fn per_view(decoded: &[std::result::Result<sundial_views::Message, sundial_views::DeadLetter>]) {
+fn per_view(decoded: &[Decoded]) {
     let mut line = String::from("apply per view (ns/event):");
     for name in sundial_views::view_names() {
         let Ok(mut p) = Projector::only(&[name], true) else {
             continue;
         };
-        let t = Instant::now();
-        for (i, d) in decoded.iter().enumerate() {
-            let entry = match d {
-                Ok(m) => Entry::Valid(m),
-                Err(dl) => Entry::Dead(dl),
-            };
-            p.apply(i as u64 + 1, entry);
-            if i % DEFAULT_BATCH == DEFAULT_BATCH - 1 {
-                p.drain_dirty(&mut |_, _, b| {
-                    std::hint::black_box(b);
-                });
-            }
-        }
-        let ns = t.elapsed().as_nanos() as f64 / decoded.len().max(1) as f64;
+        let secs = apply_one_by_one(&mut p, decoded);
+        let ns = secs * 1e9 / decoded.len().max(1) as f64;
         line.push_str(&format!(" {name} {ns:.0}"));
     }
     println!("{line}");
+}
+
+/// Seconds to apply `decoded` record by record, draining the changed rows
+/// every `DEFAULT_BATCH` records as the engine would.
+fn apply_one_by_one(p: &mut Projector, decoded: &[Decoded]) -> f64 {
+    let t = Instant::now();
+    for (i, d) in decoded.iter().enumerate() {
+        p.apply(i as u64 + 1, crate::engine::entry(d));
+        if i % DEFAULT_BATCH == DEFAULT_BATCH - 1 {
+            p.drain_dirty(&mut |_, _, b| {
+                std::hint::black_box(b);
+            });
+        }
+    }
+    t.elapsed().as_secs_f64()
 }
 
 /// Runs every measurement over `events` simulated records under `dir`.
@@ -100,36 +103,15 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
                 .map_err(|reason| codec::dead_letter(r, reason, 0, i as i64))
         })
         .collect();
-    let t = Instant::now();
     let mut p = Projector::new(true);
-    for (i, d) in decoded.iter().enumerate() {
-        let entry = match d {
-            Ok(m) => Entry::Valid(m),
-            Err(dl) => Entry::Dead(dl),
-        };
-        p.apply(i as u64 + 1, entry);
-        if i % DEFAULT_BATCH == DEFAULT_BATCH - 1 {
-            p.drain_dirty(&mut |_, _, b| {
-                std::hint::black_box(b);
-            });
-        }
-    }
-    println!(
-        "apply only 1 core:   {}",
-        rate(records.len(), t.elapsed().as_secs_f64())
-    );
+    let secs = apply_one_by_one(&mut p, &decoded);
+    println!("apply only 1 core:   {}", rate(records.len(), secs));
     drop(p);
     per_view(&decoded);
     let t = Instant::now();
     let mut p = Projector::new(true);
     for (c, chunk) in decoded.chunks(DEFAULT_BATCH).enumerate() {
-        let entries: Vec<Entry> = chunk
-            .iter()
-            .map(|d| match d {
-                Ok(m) => Entry::Valid(m),
-                Err(dl) => Entry::Dead(dl),
-            })
-            .collect();
+        let entries: Vec<Entry> = chunk.iter().map(crate::engine::entry).collect();
         p.apply_batch((c * DEFAULT_BATCH) as u64 + 1, &entries);
         p.drain_dirty(&mut |_, _, b| {
             std::hint::black_box(b);
