@@ -16,7 +16,7 @@ use crate::engine::{decode_batch, entry, load_rows, SourceRecord};
 use crate::error::{Error, Result};
 use crate::event_log::view_key;
 use crate::overlay::Overlay;
-use crate::replay_log::{read_log, to_source, SeqRange};
+use crate::replay_log::{to_source, LogReader, SeqRange};
 use crate::storage::Storage;
 use crate::view_store::{Handle, ViewStore};
 
@@ -99,34 +99,29 @@ pub(crate) async fn replay(
         return Ok((BTreeMap::new(), 0));
     }
     let job = live.meta.job_id.as_str();
-    let projector =
+    let mut projector =
         Projector::only(views, base.is_none()).map_err(|e| Error::invalid("views", e))?;
     let range = SeqRange::new(Some(from + 1), Some(as_of))?;
-    let projector = tokio::sync::Mutex::new(projector);
-    let replayed = read_log(live.handle(), range, |seg, _| {
-        let projector = &projector;
-        async move {
-            let first = seg.first().map_or(0, |r| r.seq);
-            let records: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-            let decoded = decode_batch(&records, job);
-            let mut projector = projector.lock().await;
-            if let Some(base) = base {
-                // From an empty store nothing is ever missing: no loads.
-                load_rows(&mut projector, base, first, decoded.iter().map(entry)).await?;
-            }
-            let entries: Vec<_> = decoded.iter().map(entry).collect();
-            projector.apply_batch(first, &entries);
-            Ok(())
+    let mut log = LogReader::open(live.handle(), range).await?;
+    let mut replayed = 0;
+    while let Some((seg, _)) = log.next().await? {
+        let first = seg.first().map_or(0, |r| r.seq);
+        let records: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
+        let decoded = decode_batch(&records, job);
+        if let Some(base) = base {
+            // From an empty store nothing is ever missing: no loads.
+            load_rows(&mut projector, base, first, decoded.iter().map(entry)).await?;
         }
-    })
-    .await?;
+        let entries: Vec<_> = decoded.iter().map(entry).collect();
+        projector.apply_batch(first, &entries);
+        replayed += records.len() as u64;
+    }
     if replayed < as_of - from {
         return Err(Error::Corrupt {
             key: format!("l/ at {}", from + 1 + replayed),
             detail: "the log ends before the job's log_offset".into(),
         });
     }
-    let mut projector = projector.into_inner();
     let mut rows = BTreeMap::new();
     projector.drain_dirty(&mut |view, key, bytes| {
         rows.insert(view_key(view, key), Bytes::from(bytes));

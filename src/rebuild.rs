@@ -18,7 +18,7 @@ use crate::event_log::{view_key, VIEW_PREFIX};
 use crate::lease::Lease;
 use crate::progress::Progress;
 use crate::replay::Summary;
-use crate::replay_log::{read_log, to_source, SeqRange};
+use crate::replay_log::{to_source, LogReader, SeqRange};
 use crate::storage::Storage;
 use crate::view_store::{Handle, ViewStore};
 
@@ -105,7 +105,7 @@ async fn rebuild_leased(
     let db = Arc::new(storage.open_writer(job, attempt).await?);
     let started = Instant::now();
     // Checked before anything is deleted.
-    let engine = Engine::rebuild(db.clone(), job, views)?;
+    let mut engine = Engine::rebuild(db.clone(), job, views)?;
     for v in views {
         let n = delete_view(&db, v).await?;
         tracing::info!(view = v, rows = n, "view dropped for rebuild");
@@ -118,24 +118,14 @@ async fn rebuild_leased(
             .map(|p| p.next_seq.saturating_sub(1)),
         None => None,
     };
-    let engine = tokio::sync::Mutex::new((engine, Progress::new("rebuild", total, progress)));
-    read_log(
-        &Handle::Writer(db.clone()),
-        SeqRange::new(None, None)?,
-        |seg, _| {
-            let engine = &engine;
-            async move {
-                let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-                let mut g = engine.lock().await;
-                g.0.ingest(&batch).await?;
-                let done = g.0.totals().records;
-                g.1.update(done);
-                Ok(())
-            }
-        },
-    )
-    .await?;
-    let (engine, mut progress) = engine.into_inner();
+    let mut progress = Progress::new("rebuild", total, progress);
+    let mut log = LogReader::open(&Handle::Writer(db.clone()), SeqRange::new(None, None)?).await?;
+    while let Some((seg, _)) = log.next().await? {
+        let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
+        engine.ingest(&batch).await?;
+        progress.update(engine.totals().records);
+    }
+    drop(log);
     engine.flush().await?;
     // The rebuilt views' sealed summary (opening the attempt removed the old one).
     let store = ViewStore::open(Handle::Writer(db.clone()), job, attempt).await?;

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::event_log::{decode_segment, segment_key, LogRecord, LOG_PREFIX};
 use crate::replay::{Summary, Target};
 use crate::storage::Storage;
-use crate::view_store::Handle;
+use crate::view_store::{Handle, Scan};
+use bytes::Bytes;
 
 /// A range of log sequences, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,39 +38,52 @@ impl SeqRange {
     }
 }
 
-/// Visits the log of an attempt segment by segment, records of `range`
-/// only, until `visit` fails; returns how many records it visited. A
-/// segment visited whole comes with its stored bytes, so a copy of the log
-/// need not encode it again.
-pub async fn read_log<F, Fut>(handle: &Handle, range: SeqRange, mut visit: F) -> Result<u64>
-where
-    F: FnMut(Vec<LogRecord>, Option<bytes::Bytes>) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let mut end = LOG_PREFIX.as_bytes().to_vec();
-    end.push(0xff);
-    let mut it = handle
-        .scan(segment_key(range.from).into_bytes(), end)
-        .await?;
-    let mut n = 0;
-    while let Some(kv) = it.next().await? {
-        let mut seg = decode_segment(&kv.value).map_err(|e| Error::Corrupt {
-            key: String::from_utf8_lossy(&kv.key).into_owned(),
-            detail: e.to_string(),
-        })?;
-        let past_end = seg.last().is_some_and(|r| r.seq >= range.to);
-        let whole = seg.len();
-        seg.retain(|r| r.seq >= range.from && r.seq <= range.to);
-        n += seg.len() as u64;
-        if !seg.is_empty() {
-            let stored = (seg.len() == whole).then_some(kv.value);
-            visit(seg, stored).await?;
-        }
-        if past_end {
-            break;
-        }
+/// The log of an attempt read segment by segment, records of a range only.
+pub struct LogReader {
+    it: Scan,
+    range: SeqRange,
+    ended: bool,
+}
+
+impl LogReader {
+    /// Starts at the segment holding `range.from`.
+    pub async fn open(handle: &Handle, range: SeqRange) -> Result<LogReader> {
+        let mut end = LOG_PREFIX.as_bytes().to_vec();
+        end.push(0xff);
+        let it = handle
+            .scan(segment_key(range.from).into_bytes(), end)
+            .await?;
+        Ok(LogReader {
+            it,
+            range,
+            ended: false,
+        })
     }
-    Ok(n)
+
+    /// The next segment's records in range (never empty), with its stored
+    /// bytes when it is in range whole, so a copy of the log need not
+    /// encode it again; `None` past the range or the log's end.
+    pub async fn next(&mut self) -> Result<Option<(Vec<LogRecord>, Option<Bytes>)>> {
+        while !self.ended {
+            let Some(kv) = self.it.next().await? else {
+                break;
+            };
+            let mut seg = decode_segment(&kv.value).map_err(|e| Error::Corrupt {
+                key: String::from_utf8_lossy(&kv.key).into_owned(),
+                detail: e.to_string(),
+            })?;
+            let range = self.range;
+            self.ended = seg.last().is_some_and(|r| r.seq >= range.to);
+            let whole = seg.len();
+            seg.retain(|r| r.seq >= range.from && r.seq <= range.to);
+            if !seg.is_empty() {
+                let stored = (seg.len() == whole).then_some(kv.value);
+                return Ok(Some((seg, stored)));
+            }
+        }
+        self.ended = true;
+        Ok(None)
+    }
 }
 
 /// A stored record as a source record again (same coordinates and bytes).
@@ -116,22 +130,18 @@ pub async fn replay_from_log(
     if progress {
         target.show_progress(Some(range.to.min(last) + 1 - range.from));
     }
-    let target = tokio::sync::Mutex::new(target);
-    read_log(&source, range, |seg, stored| {
-        let target = &target;
-        async move {
-            let first = seg.first().map_or(0, |r| r.seq);
-            let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-            let mut target = target.lock().await;
-            match stored {
-                Some(bytes) => target.ingest_copy(&batch, first, &bytes).await,
-                None => target.ingest(&batch).await,
-            }
+    let mut log = LogReader::open(&source, range).await?;
+    while let Some((seg, stored)) = log.next().await? {
+        let first = seg.first().map_or(0, |r| r.seq);
+        let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
+        match stored {
+            Some(bytes) => target.ingest_copy(&batch, first, &bytes).await?,
+            None => target.ingest(&batch).await?,
         }
-    })
-    .await?;
+    }
+    drop(log);
     if let Handle::Reader(r) = &source {
         r.close().await?;
     }
-    target.into_inner().finish().await
+    target.finish().await
 }
