@@ -134,13 +134,15 @@ pub struct ReplayArgs {
     /// Replay the log of this existing attempt of the job.
     #[arg(long)]
     pub from_log: Option<String>,
-    /// First record: log sequence (--from-log, from 1), Kafka offset of
-    /// every partition (--brokers) or record index (--input, from 0).
-    #[arg(long)]
-    pub from_offset: Option<u64>,
-    /// Last record, included (same units as --from-offset).
-    #[arg(long)]
-    pub to_offset: Option<u64>,
+    /// First record: log sequence (--from-log, from 1), record index
+    /// (--input, from 0) or, with --brokers, the Kafka offset of every
+    /// partition (`N`) or of some (`P:N,P:N`; others start at 0).
+    #[arg(long, value_name = "N | P:N,…")]
+    pub from_offset: Option<String>,
+    /// Last record, included (same forms as --from-offset; with --brokers,
+    /// partitions not listed go to their end).
+    #[arg(long, value_name = "N | P:N,…")]
+    pub to_offset: Option<String>,
     /// With --brokers: start at each partition's first record at or after
     /// this time (seconds since the epoch; Kafka ListOffsets by time).
     #[arg(long, requires = "brokers", conflicts_with = "from_offset")]

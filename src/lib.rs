@@ -20,6 +20,7 @@ pub mod event_log;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod offsets;
 pub mod openapi;
 pub mod overlay;
 pub mod progress;

@@ -4,6 +4,7 @@
 
 use crate::cli::ReplayArgs;
 use crate::error::{Error, Result};
+use crate::offsets::Offsets;
 use crate::replay::{Summary, Target};
 use crate::replay_log::SeqRange;
 use crate::replay_topic::TopicRange;
@@ -23,9 +24,27 @@ pub async fn latest_attempt(storage: &Storage, job: &str) -> Result<String> {
         .ok_or_else(|| Error::NotFound(format!("job={job} has no attempt")))
 }
 
-fn to_i64(what: &'static str, v: Option<u64>) -> Result<Option<i64>> {
-    v.map(|x| i64::try_from(x).map_err(|_| Error::invalid(what, format!("{x}: too large"))))
-        .transpose()
+/// `--from-offset` and `--to-offset`, parsed.
+fn offsets(a: &ReplayArgs) -> Result<(Option<Offsets>, Option<Offsets>)> {
+    let from = a
+        .from_offset
+        .as_deref()
+        .map(|t| Offsets::parse("from offset", t))
+        .transpose()?;
+    let to = a
+        .to_offset
+        .as_deref()
+        .map(|t| Offsets::parse("to offset", t))
+        .transpose()?;
+    Ok((from, to))
+}
+
+/// The one-number form of both, for sources without partitions.
+fn single(from: &Option<Offsets>, to: &Option<Offsets>) -> Result<(Option<u64>, Option<u64>)> {
+    Ok((
+        from.as_ref().map(|o| o.single("from offset")).transpose()?,
+        to.as_ref().map(|o| o.single("to offset")).transpose()?,
+    ))
 }
 
 /// Runs `sundial replay`.
@@ -48,8 +67,10 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let (from_offset, to_offset) = offsets(&a)?;
     let (attempt, summary) = if let Some(from) = &a.from_log {
-        let range = SeqRange::new(a.from_offset, a.to_offset)?;
+        let (lo, hi) = single(&from_offset, &to_offset)?;
+        let range = SeqRange::new(lo, hi)?;
         crate::replay_log::replay_from_log(
             &storage,
             &a.job,
@@ -75,9 +96,9 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
             None => None,
         };
         let range = TopicRange {
-            from_offset: to_i64("from offset", a.from_offset)?,
+            from_offset,
             from_time_ms,
-            to_offset: to_i64("to offset", a.to_offset)?,
+            to_offset,
         };
         crate::replay_topic::replay_topic(
             &storage,
@@ -90,7 +111,8 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
         )
         .await?
     } else if let Some(input) = &a.input {
-        replay_file_range(&storage, &a, input, progress).await?
+        let (lo, hi) = single(&from_offset, &to_offset)?;
+        replay_file_range(&storage, &a, input, (lo, hi), progress).await?
     } else {
         return Err(Error::invalid(
             "source",
@@ -106,10 +128,12 @@ async fn replay_file_range(
     storage: &Storage,
     a: &ReplayArgs,
     input: &str,
+    (from, to): (Option<u64>, Option<u64>),
     progress: bool,
 ) -> Result<(String, Summary)> {
-    let from = to_i64("from offset", a.from_offset)?.unwrap_or(0);
-    let to = to_i64("to offset", a.to_offset)?.unwrap_or(i64::MAX);
+    // `Offsets::parse` keeps every number within i64.
+    let from = from.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let to = to.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
     if to < from {
         return Err(Error::invalid(
             "offsets",

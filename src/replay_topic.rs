@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::SourceRecord;
 use crate::error::{Error, Result};
+use crate::offsets::Offsets;
 use crate::replay::{Summary, Target, DEFAULT_BATCH};
 use crate::source::kafka::{consumer_config, KafkaConfig, KafkaSource, ResumeMode};
 use crate::storage::Storage;
@@ -21,12 +22,48 @@ use crate::storage::Storage;
 /// Where a topic replay starts and ends.
 #[derive(Debug, Clone, Default)]
 pub struct TopicRange {
-    /// First offset of every partition (default 0).
-    pub from_offset: Option<i64>,
+    /// First offset of every partition or of some (default 0).
+    pub from_offset: Option<Offsets>,
     /// Or: the first record at or after this time, ms since the epoch.
     pub from_time_ms: Option<i64>,
-    /// Last offset of every partition, included (default: the end).
-    pub to_offset: Option<i64>,
+    /// Last offset, included, of every partition or of some (default: the end).
+    pub to_offset: Option<Offsets>,
+}
+
+impl TopicRange {
+    /// The last offset to replay of partition `p`, included.
+    fn last(&self, p: i32) -> i64 {
+        self.to_offset
+            .as_ref()
+            .and_then(|o| o.of(p))
+            .unwrap_or(i64::MAX - 1)
+    }
+
+    /// Refuses partitions the topic lacks and ends before starts.
+    fn check(&self, n: i32, from: &BTreeMap<i32, i64>) -> Result<()> {
+        for (flag, o) in [
+            ("from offset", &self.from_offset),
+            ("to offset", &self.to_offset),
+        ] {
+            let listed = o.as_ref().map(Offsets::partitions).unwrap_or_default();
+            if let Some(p) = listed.into_iter().find(|p| *p >= n) {
+                return Err(Error::invalid(
+                    flag,
+                    format!("partition {p}: the topic has partitions 0 to {}", n - 1),
+                ));
+            }
+        }
+        for (p, start) in from {
+            let last = self.last(*p);
+            if last < *start {
+                return Err(Error::invalid(
+                    "offsets",
+                    format!("partition {p}: --to-offset {last} is below the start {start}"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How long the replay waits with nothing arriving before it stops short
@@ -111,15 +148,18 @@ pub async fn replay_topic(
             let from = match range.from_time_ms {
                 Some(ms) => offsets_for_time(&meta, &topic, n, ms)?,
                 None => (0..n)
-                    .map(|p| (p, range.from_offset.unwrap_or(0).max(0)))
+                    .map(|p| {
+                        let start = range.from_offset.as_ref().and_then(|o| o.of(p));
+                        (p, start.unwrap_or(0).max(0))
+                    })
                     .collect(),
             };
+            range.check(n, &from)?;
             Ok((n, from))
         })
         .await
         .map_err(|e| Error::Unavailable(format!("kafka metadata task: {e}")))??
     };
-    let last = range.to_offset.unwrap_or(i64::MAX - 1);
     let mut target = Target::open(storage, job, attempt, &format!("replay:kafka:{topic}")).await?;
     if progress {
         target.show_progress(None);
@@ -147,7 +187,7 @@ pub async fn replay_topic(
                 for r in records {
                     let got = received.entry(r.partition).or_insert(0);
                     *got = (*got).max(r.offset + 1);
-                    if r.offset <= last {
+                    if r.offset <= range.last(r.partition) {
                         batch.push(r);
                     }
                 }
@@ -163,7 +203,7 @@ pub async fn replay_topic(
             let stats = source.stats.lock().unwrap_or_else(|e| e.into_inner());
             for (p, s) in stats.iter().filter(|(_, s)| s.watermark > 0) {
                 end.entry(*p)
-                    .or_insert(s.watermark.min(last.saturating_add(1)));
+                    .or_insert(s.watermark.min(range.last(*p).saturating_add(1)));
             }
         }
         // A partition that reported no end after a few seconds of fetching
