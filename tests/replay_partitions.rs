@@ -38,6 +38,30 @@ fn logged(storage: &Path, attempt: &str) -> (Vec<(i32, i64)>, u64) {
     })
 }
 
+/// `replay --brokers --from-offset FROM --to-offset TO` into a new attempt:
+/// its id, the coordinates of its log records and its event count.
+fn replay_range(
+    data: &Path,
+    broker: &str,
+    topic: &str,
+    from: &str,
+    to: &str,
+) -> (String, Vec<(i32, i64)>, u64) {
+    let args = [
+        "--brokers",
+        broker,
+        "--topic",
+        topic,
+        "--from-offset",
+        from,
+        "--to-offset",
+        to,
+    ];
+    let attempt = printed_attempt(&replay_ok(data, JOB, 1_000, &args));
+    let (got, count) = logged(data, &attempt);
+    (attempt, got, count)
+}
+
 #[test]
 fn per_partition_offsets_replay_exactly_those_ranges() {
     let broker = tansu::Broker::start();
@@ -76,23 +100,7 @@ fn per_partition_offsets_replay_exactly_those_ranges() {
     let data = scratch.path();
     let b = broker.addr();
     let (from, to) = (format!("0:{from0},2:{from2}"), format!("0:{to0}, 1:{to1}"));
-    let out = replay_ok(
-        data,
-        JOB,
-        1_000,
-        &[
-            "--brokers",
-            &b,
-            "--topic",
-            topic,
-            "--from-offset",
-            &from,
-            "--to-offset",
-            &to,
-        ],
-    );
-    let attempt = printed_attempt(&out);
-    let (got, count) = logged(data, &attempt);
+    let (attempt, got, count) = replay_range(data, &b, topic, &from, &to);
     assert_eq!(
         count,
         want.len() as u64,
@@ -113,22 +121,7 @@ fn per_partition_offsets_replay_exactly_those_ranges() {
     }
 
     // One number still means every partition.
-    let out = replay_ok(
-        data,
-        JOB,
-        1_000,
-        &[
-            "--brokers",
-            &b,
-            "--topic",
-            topic,
-            "--from-offset",
-            "5",
-            "--to-offset",
-            "9",
-        ],
-    );
-    let (got, _) = logged(data, &printed_attempt(&out));
+    let (_, got, _) = replay_range(data, &b, topic, "5", "9");
     let want: BTreeSet<(i32, i64)> = (0..3).flat_map(|p| (5..=9).map(move |o| (p, o))).collect();
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
 
