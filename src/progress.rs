@@ -36,13 +36,20 @@ impl Progress {
         }
     }
 
+    /// Sets the total once it becomes known (a topic's ends arrive with
+    /// its first fetches), so later lines carry an ETA.
+    pub fn set_total(&mut self, total: u64) {
+        self.total = Some(total);
+    }
+
     /// The line for `done` records after `secs` seconds.
     pub fn line(&self, done: u64, secs: f64) -> String {
         let rate = done as f64 / secs.max(1e-9);
         let mut s = format!("{}: {done} records, {rate:.0}/s", self.what);
         if let Some(total) = self.total.filter(|t| *t > 0) {
             let left = total.saturating_sub(done) as f64 / rate.max(1.0);
-            let pct = 100.0 * done as f64 / total as f64;
+            // An estimated total may be passed (a broker's end is a hint).
+            let pct = (100.0 * done as f64 / total as f64).min(100.0);
             s.push_str(&format!(" ({pct:.1}% of {total}, ETA {left:.0}s)"));
         }
         s
@@ -84,7 +91,16 @@ mod tests {
             p.line(250, 2.0),
             "replay: 250 records, 125/s (25.0% of 1000, ETA 6s)"
         );
-        let q = Progress::new("replay", None, false);
+        let mut q = Progress::new("replay", None, false);
         assert_eq!(q.line(10, 1.0), "replay: 10 records, 10/s");
+        q.set_total(40);
+        assert_eq!(
+            q.line(10, 1.0),
+            "replay: 10 records, 10/s (25.0% of 40, ETA 3s)"
+        );
+        assert_eq!(
+            q.line(50, 1.0),
+            "replay: 50 records, 50/s (100.0% of 40, ETA 0s)"
+        );
     }
 }

@@ -174,6 +174,11 @@ impl Target {
         self.progress = Progress::new("replay", total, true);
     }
 
+    /// The total once known after the start (for the ETA).
+    pub fn set_total(&mut self, total: u64) {
+        self.progress.set_total(total);
+    }
+
     /// Decodes, projects and commits one batch.
     pub async fn ingest(&mut self, batch: &[SourceRecord]) -> Result<()> {
         self.engine.ingest(batch).await?;

@@ -66,6 +66,29 @@ impl TopicRange {
     }
 }
 
+/// The records a topic replay will ingest, once every partition's end
+/// (one past its last offset to replay) is known or it counts as `empty`;
+/// `None` before. Ends come from the brokers' fetch responses: an estimate.
+fn expected_total(
+    n: i32,
+    from: &BTreeMap<i32, i64>,
+    end: &BTreeMap<i32, i64>,
+    empty: impl Fn(i32) -> bool,
+) -> Option<u64> {
+    let mut total = 0u64;
+    for p in 0..n {
+        match end.get(&p) {
+            Some(e) => {
+                let start = from.get(&p).copied().unwrap_or(0);
+                total += u64::try_from(e - start).unwrap_or(0);
+            }
+            None if empty(p) => {}
+            None => return None,
+        }
+    }
+    Some(total)
+}
+
 /// How long the replay waits with nothing arriving before it stops short
 /// of the end the broker reported (a broker whose watermark is wrong).
 const IDLE_LIMIT: Duration = Duration::from_secs(15);
@@ -179,6 +202,7 @@ pub async fn replay_topic(
     let mut batch: Vec<SourceRecord> = Vec::new();
     let mut idle = Instant::now();
     let started = Instant::now();
+    let mut total_known = false;
     loop {
         let chunk = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await;
         match chunk {
@@ -209,9 +233,15 @@ pub async fn replay_topic(
         // A partition that reported no end after a few seconds of fetching
         // is empty (an empty partition's watermark is 0, like "none yet").
         let empty_ok = started.elapsed() > EMPTY_AFTER;
+        let empty = |p: i32| empty_ok && received.get(&p) == from.get(&p);
+        if !total_known {
+            if let Some(total) = expected_total(n, &from, &end, empty) {
+                target.set_total(total);
+                total_known = true;
+            }
+        }
         let done = (0..n).all(|p| {
-            let nothing = received.get(&p) == from.get(&p);
-            let end = end.get(&p).copied().or((empty_ok && nothing).then_some(0));
+            let end = end.get(&p).copied().or(empty(p).then_some(0));
             end.is_some_and(|e| {
                 e <= from.get(&p).copied().unwrap_or(0)
                     || received.get(&p).copied().unwrap_or(0) >= e
@@ -234,4 +264,26 @@ pub async fn replay_topic(
         target.ingest(&batch).await?;
     }
     target.finish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expected_total;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_total_is_known_once_every_partition_has_an_end() {
+        let from = BTreeMap::from([(0, 0), (1, 100), (2, 5)]);
+        let mut end = BTreeMap::from([(0, 40), (1, 150)]);
+        assert_eq!(expected_total(3, &from, &end, |_| false), None);
+        // Partition 2 empty (nothing fetched past its start).
+        assert_eq!(expected_total(3, &from, &end, |p| p == 2), Some(90));
+        end.insert(2, 5);
+        assert_eq!(expected_total(3, &from, &end, |_| false), Some(90));
+        // An end below the start (a lagging hint) counts nothing.
+        end.insert(2, 1);
+        assert_eq!(expected_total(3, &from, &end, |_| false), Some(90));
+        end.insert(2, 25);
+        assert_eq!(expected_total(3, &from, &end, |_| false), Some(110));
+    }
 }
