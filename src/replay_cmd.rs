@@ -152,11 +152,18 @@ async fn replay_file_range(
         target.show_progress(None);
     }
     let batch = a.batch.max(1);
+    // The ETA of a whole file comes from the share of its bytes read.
+    let whole = from == 0 && to == i64::MAX;
     let mut buf = Vec::new();
     loop {
         buf.clear();
         let more = source.next_batch(batch, &mut buf)?;
         buf.retain(|r| r.offset >= from && r.offset <= to);
+        if whole {
+            if let Some(total) = source.estimated_records() {
+                target.set_total(total);
+            }
+        }
         target.ingest(&buf).await?;
         if !more || buf.last().is_some_and(|r| r.offset >= to) {
             break;

@@ -20,6 +20,10 @@ pub struct FileSource {
     pos: usize,
     index: i64,
     done: bool,
+    /// Bytes of input read so far (after gunzip).
+    consumed: u64,
+    /// Bytes of input in all, when known up front (a plain file).
+    size: Option<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -32,6 +36,7 @@ fn now_ms() -> u64 {
 impl FileSource {
     /// Opens `path` (`-` = stdin) and detects its format.
     pub fn open(path: &str) -> Result<Self> {
+        let mut size = None;
         let raw: Box<dyn Read + Send> = if path == "-" {
             Box::new(std::io::stdin())
         } else {
@@ -40,6 +45,7 @@ impl FileSource {
             if path.ends_with(".gz") {
                 Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
             } else {
+                size = file.metadata().ok().map(|m| m.len());
                 Box::new(file)
             }
         };
@@ -63,7 +69,21 @@ impl FileSource {
             pos: 0,
             index: 0,
             done: false,
+            consumed: 0,
+            size,
         })
+    }
+
+    /// An estimate of the records in the whole input from the bytes read so
+    /// far (for a replay's ETA); `None` when the size is unknown (stdin,
+    /// gzip) or nothing was read yet.
+    pub fn estimated_records(&self) -> Option<u64> {
+        let size = self.size?;
+        if self.consumed == 0 || self.index <= 0 {
+            return None;
+        }
+        let per_record = self.consumed as f64 / self.index as f64;
+        Some((size as f64 / per_record).round() as u64)
     }
 
     fn record(&mut self, value: Vec<u8>, arrival_ms: u64) -> SourceRecord {
@@ -98,6 +118,7 @@ impl FileSource {
                         };
                         let value = rest[..len].to_vec();
                         self.pos += len;
+                        self.consumed += len as u64;
                         let r = self.record(value, arrival);
                         out.push(r);
                     }
@@ -105,10 +126,12 @@ impl FileSource {
                 }
                 None => {
                     let mut line = Vec::new();
-                    if self.reader.read_until(b'\n', &mut line)? == 0 {
+                    let n = self.reader.read_until(b'\n', &mut line)?;
+                    if n == 0 {
                         self.done = true;
                         break;
                     }
+                    self.consumed += n as u64;
                     while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                         line.pop();
                     }
@@ -121,5 +144,33 @@ impl FileSource {
             }
         }
         Ok(!self.done || !out.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileSource;
+
+    #[test]
+    fn a_plain_file_estimates_its_record_count_from_the_bytes_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.ndjson");
+        let line = "{\"message_type\": \"x\"}\n";
+        std::fs::write(&path, line.repeat(1000)).unwrap();
+        let mut src = FileSource::open(path.to_str().unwrap()).unwrap();
+        assert_eq!(src.estimated_records(), None);
+        let mut out = Vec::new();
+        src.next_batch(100, &mut out).unwrap();
+        assert_eq!(src.estimated_records(), Some(1000));
+        let gz = dir.path().join("in.ndjson.gz");
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        std::io::Write::write_all(&mut enc, line.repeat(10).as_bytes()).unwrap();
+        enc.finish().unwrap();
+        let mut src = FileSource::open(gz.to_str().unwrap()).unwrap();
+        src.next_batch(5, &mut out).unwrap();
+        assert_eq!(src.estimated_records(), None, "a gzip's size says nothing");
     }
 }
