@@ -181,21 +181,22 @@ impl Target {
 
     /// Decodes, projects and commits one batch.
     pub async fn ingest(&mut self, batch: &[SourceRecord]) -> Result<()> {
-        self.engine.ingest(batch).await?;
-        self.progress.update(self.engine.totals().records);
-        Ok(())
+        self.ingest_segment(batch, None).await
     }
 
-    /// [`Target::ingest`] of a batch read whole from a stored log segment
-    /// whose first sequence is `first`: the segment is stored as it is
-    /// when the batch lands on the same sequences.
-    pub async fn ingest_copy(
+    /// [`Target::ingest`] of a batch that may have been read whole from a
+    /// stored log segment: `stored` is then its first sequence and bytes,
+    /// and the segment is stored as it is when the batch lands on the same
+    /// sequences ([`Engine::ingest_copy`]).
+    pub async fn ingest_segment(
         &mut self,
         batch: &[SourceRecord],
-        first: u64,
-        stored: &[u8],
+        stored: Option<(u64, &[u8])>,
     ) -> Result<()> {
-        self.engine.ingest_copy(batch, first, stored).await?;
+        match stored {
+            Some((first, bytes)) => self.engine.ingest_copy(batch, first, bytes).await?,
+            None => self.engine.ingest(batch).await?,
+        }
         self.progress.update(self.engine.totals().records);
         Ok(())
     }

@@ -134,10 +134,9 @@ pub async fn replay_from_log(
     while let Some((seg, stored)) = log.next().await? {
         let first = seg.first().map_or(0, |r| r.seq);
         let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-        match stored {
-            Some(bytes) => target.ingest_copy(&batch, first, &bytes).await?,
-            None => target.ingest(&batch).await?,
-        }
+        target
+            .ingest_segment(&batch, stored.as_deref().map(|b| (first, b)))
+            .await?;
     }
     drop(log);
     if let Handle::Reader(r) = &source {

@@ -19,7 +19,7 @@ use crate::view_store::Handle;
 /// job: every 100 000 sequences halves the rate (217 k -> 109-113 k
 /// events/s, +40 % disk), every 250 000 costs within the run-to-run noise
 /// (168-180 k against 171-217 k without), and keeps the worst `as_of` to
-/// a quarter of a million records (< 1 s); a 10 M-event log holds 40.
+/// a quarter of a million records (about 1 s); a 10 M-event log holds 40.
 pub const DEFAULT_EVERY: u64 = 250_000;
 
 /// The snapshot interval: `SUNDIAL_SNAPSHOT_EVERY` (log sequences; 0 =
