@@ -120,6 +120,8 @@ pub struct Engine {
     snapshot_every: u64,
     /// The first sequence at or past which the next snapshot is due.
     next_snapshot: u64,
+    /// A snapshot begun and not indexed yet.
+    pending_snapshot: Option<crate::snapshots::Pending>,
 }
 
 impl Engine {
@@ -157,6 +159,7 @@ impl Engine {
             write_log: true,
             snapshot_every: every,
             next_snapshot,
+            pending_snapshot: None,
         })
     }
 
@@ -180,6 +183,7 @@ impl Engine {
             write_log: false,
             snapshot_every: 0,
             next_snapshot: u64::MAX,
+            pending_snapshot: None,
         })
     }
 
@@ -280,6 +284,11 @@ impl Engine {
             self.projector.evict(self.cache_rows);
             return Ok(());
         }
+        if self.pending_snapshot.as_ref().is_some_and(|p| p.is_done()) {
+            if let Some(p) = self.pending_snapshot.take() {
+                p.index_into(&mut wb).await?;
+            }
+        }
         wb.put(segment_key(last), stored.unwrap_or(&self.scratch.1));
         for r in batch {
             let next = self.position.partitions.entry(r.partition).or_insert(0);
@@ -295,16 +304,31 @@ impl Engine {
         self.projector.evict(self.cache_rows);
         if self.snapshot_every > 0 && last >= self.next_snapshot {
             // After the batch's write: the snapshot holds exactly the views
-            // as of `last`, a batch boundary.
-            crate::snapshots::take(&self.db, last).await?;
+            // as of `last`, a batch boundary. It is stored while the next
+            // batches go on (waiting for it stalled ingest ~0.2 s each time).
+            self.index_pending_snapshot().await?;
+            let pending = crate::snapshots::Pending::begin(&self.db, last).await?;
+            self.pending_snapshot = Some(pending);
             self.next_snapshot = crate::snapshots::next_boundary(last, self.snapshot_every);
         }
         Ok(())
     }
 
-    /// Waits until everything written so far is durable.
-    pub async fn flush(&self) -> Result<()> {
+    /// Waits until everything written so far is durable, the last
+    /// snapshot begun included (and indexed).
+    pub async fn flush(&mut self) -> Result<()> {
+        self.index_pending_snapshot().await?;
         self.db.flush().await?;
+        Ok(())
+    }
+
+    /// Waits for the snapshot begun last, if any, and writes its index entry.
+    async fn index_pending_snapshot(&mut self) -> Result<()> {
+        if let Some(p) = self.pending_snapshot.take() {
+            let mut wb = WriteBatch::new();
+            p.index_into(&mut wb).await?;
+            self.db.write(wb).await?;
+        }
         Ok(())
     }
 }

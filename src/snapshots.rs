@@ -1,12 +1,13 @@
 //! Periodic view snapshots, the starting points of time travel (`as_of`).
 //! Every `DEFAULT_EVERY` log sequences the engine, right after the batch
-//! that crosses the boundary, takes a SlateDB checkpoint (a pinned,
+//! that crosses the boundary, begins a SlateDB checkpoint (a pinned,
 //! read-only version of the whole database: log, every view row, position
-//! — no copy of the rows) and records it under `m/snap/{last_seq:016x}` →
-//! checkpoint id. Boundaries fall on batch ends, so a snapshot holds exactly
+//! — no copy of the rows) and, once it is stored, records it under
+//! `m/snap/{last_seq:016x}` → checkpoint id. Boundaries fall on batch ends, so a snapshot holds exactly
 //! the views as of a log sequence. Owns that key layout; never writes views.
 
 use slatedb::config::{CheckpointOptions, CheckpointScope};
+use slatedb::CheckpointCreateResult;
 use slatedb::{Db, WriteBatch};
 
 use crate::error::{Error, Result};
@@ -48,20 +49,46 @@ pub fn next_boundary(last: u64, every: u64) -> u64 {
     (last / every + 1).saturating_mul(every)
 }
 
-/// Takes a snapshot of `db` as of its last write (log sequence `seq`) and
-/// indexes it. The checkpoint flushes the memtable first, so it covers
-/// every write made before it.
-pub async fn take(db: &Db, seq: u64) -> Result<()> {
-    let options = CheckpointOptions {
-        name: Some(format!("sundial-snapshot-{seq}")),
-        ..CheckpointOptions::default()
-    };
-    let cp = db.create_checkpoint(CheckpointScope::All, &options).await?;
-    let mut wb = WriteBatch::new();
-    wb.put(snapshot_key(seq), cp.id.to_string().as_bytes());
-    db.write(wb).await?;
-    tracing::debug!(seq, checkpoint = %cp.id, "view snapshot");
-    Ok(())
+/// A snapshot begun but maybe not stored yet: its checkpoint flushes the
+/// memtable in the background while ingest goes on, and it is indexed (by
+/// a later batch, or at flush) only once stored, so `as_of` never finds a
+/// checkpoint that does not exist. A crash before that loses the snapshot,
+/// never a view: `as_of` then starts from the one before.
+pub struct Pending {
+    seq: u64,
+    stored: tokio::task::JoinHandle<std::result::Result<CheckpointCreateResult, slatedb::Error>>,
+}
+
+impl Pending {
+    /// Begins a snapshot of `db` as of its last finished write (log
+    /// sequence `seq`); writes after this call are not in it.
+    pub async fn begin(db: &Db, seq: u64) -> Result<Pending> {
+        let options = CheckpointOptions {
+            name: Some(format!("sundial-snapshot-{seq}")),
+            ..CheckpointOptions::default()
+        };
+        let handle = db.begin_checkpoint(CheckpointScope::All, &options).await?;
+        Ok(Pending {
+            seq,
+            stored: tokio::spawn(handle.wait()),
+        })
+    }
+
+    /// True once the checkpoint is stored (or failed).
+    pub fn is_done(&self) -> bool {
+        self.stored.is_finished()
+    }
+
+    /// Waits until the checkpoint is stored and puts its index entry in `wb`.
+    pub async fn index_into(self, wb: &mut WriteBatch) -> Result<()> {
+        let cp = self
+            .stored
+            .await
+            .map_err(|e| Error::Unavailable(format!("snapshot {}: {e}", self.seq)))??;
+        wb.put(snapshot_key(self.seq), cp.id.to_string().as_bytes());
+        tracing::debug!(seq = self.seq, checkpoint = %cp.id, "view snapshot");
+        Ok(())
+    }
 }
 
 /// Every indexed snapshot of an attempt: (log sequence, checkpoint id), ascending.
