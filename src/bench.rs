@@ -180,6 +180,7 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
 
     let shared = Arc::new(records);
     let mut next = 0usize;
+    let cpu = crate::cpu::Meter::start();
     let (attempt, summary) = replay::replay_batches(&storage, "bench", None, "bench", |buf| {
         let end = (next + DEFAULT_BATCH).min(shared.len());
         for (i, v) in shared[next..end].iter().enumerate() {
@@ -196,8 +197,9 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
     })
     .await?;
     println!(
-        "replay end to end:   {} (attempt {attempt}, durable on {dir})",
-        rate(summary.totals.records as usize, summary.seconds)
+        "replay end to end:   {} (attempt {attempt}, durable on {dir}); {}",
+        rate(summary.totals.records as usize, summary.seconds),
+        cpu.per_event(summary.totals.records)
     );
     Ok(())
 }

@@ -197,12 +197,18 @@ pub async fn run(brokers: &str, events: usize, dir: &str, latency_rate: u64) -> 
     );
 
     let (b, tp) = (brokers.to_owned(), topic.clone());
+    let cpu = crate::cpu::Meter::start();
     let secs = tokio::task::spawn_blocking(move || raw_consume(&b, &tp, n))
         .await
         .map_err(kafka_err)??;
-    println!("kafka raw consume (no processing):     {}", rate(n, secs));
+    println!(
+        "kafka raw consume (no processing):     {}; {}",
+        rate(n, secs),
+        cpu.per_event(n as u64)
+    );
 
     let t = Instant::now();
+    let cpu = crate::cpu::Meter::start();
     let (addr, stop, task) = start_daemon(brokers, &job, &topic, &storage)?;
     let deadline = Instant::now() + Duration::from_secs(600);
     while log_offset(&addr, &job).await < n as u64 {
@@ -212,8 +218,9 @@ pub async fn run(brokers: &str, events: usize, dir: &str, latency_rate: u64) -> 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     println!(
-        "sundial project, pre-filled topic:     {} (durable log + views, visible over HTTP)",
-        rate(n, t.elapsed().as_secs_f64())
+        "sundial project, pre-filled topic:     {} (durable log + views, visible over HTTP); {}",
+        rate(n, t.elapsed().as_secs_f64()),
+        cpu.per_event(n as u64)
     );
     let _ = stop.send(());
     let _ = tokio::task::spawn_blocking(move || task.join()).await;

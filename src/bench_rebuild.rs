@@ -106,10 +106,12 @@ pub async fn run(events: usize, dir: &str, as_of_only: bool) -> Result<()> {
 /// and without snapshots.
 async fn rebuild_into_new(storage: &Storage, base: &Path) -> Result<()> {
     let all = SeqRange::new(None, None)?;
+    let cpu = crate::cpu::Meter::start();
     let (_, s) =
         crate::replay_log::replay_from_log(storage, JOB, "source", all, Some("rebuild"), false)
             .await?;
     println!("rebuild every view from the log (new attempt, with snapshots): {s}");
+    println!("  {}", cpu.per_event(s.totals.records));
     println!(
         "disk, rebuilt attempt:      {}",
         mb(disk(&base.join("rebuild")))
@@ -118,11 +120,13 @@ async fn rebuild_into_new(storage: &Storage, base: &Path) -> Result<()> {
     // SAFETY of set_var: nothing else in this process reads the
     // environment concurrently while the bench runs.
     std::env::set_var("SUNDIAL_SNAPSHOT_EVERY", "0");
+    let cpu = crate::cpu::Meter::start();
     let (_, s) =
         crate::replay_log::replay_from_log(storage, JOB, "source", all, Some("nosnap"), false)
             .await?;
     std::env::remove_var("SUNDIAL_SNAPSHOT_EVERY");
     println!("rebuild every view from the log (new attempt, no snapshots):   {s}");
+    println!("  {}", cpu.per_event(s.totals.records));
     println!(
         "disk, rebuilt without snapshots: {}",
         mb(disk(&base.join("nosnap")))

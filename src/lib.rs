@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod commands;
+pub mod cpu;
 pub mod demo_kafka;
 pub mod engine;
 pub mod error;
