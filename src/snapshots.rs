@@ -3,8 +3,9 @@
 //! that crosses the boundary, begins a SlateDB checkpoint (a pinned,
 //! read-only version of the whole database: log, every view row, position
 //! — no copy of the rows) and, once it is stored, records it under
-//! `m/snap/{last_seq:016x}` → checkpoint id. Boundaries fall on batch ends, so a snapshot holds exactly
-//! the views as of a log sequence. Owns that key layout; never writes views.
+//! `m/snap/{last_seq:016x}` → checkpoint id. Boundaries fall on batch
+//! ends, so a snapshot holds exactly the views as of a log sequence. Owns
+//! that key layout; never writes views.
 
 use slatedb::config::{CheckpointOptions, CheckpointScope};
 use slatedb::CheckpointCreateResult;
