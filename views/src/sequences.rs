@@ -44,7 +44,48 @@ pub struct Seen {
 #[serde(default)]
 pub struct SequenceRow {
     pub runs: Vec<Run>,
-    pub seen: std::collections::BTreeMap<u64, Vec<Seen>>,
+    /// Every message applied in the chunk, `(sequence, fingerprint)`, in
+    /// sequence order and, within one sequence, in the order applied: flat,
+    /// so judging a message allocates nothing. Stored as a map sequence →
+    /// fingerprints (the same bytes as the map it replaced).
+    #[serde(with = "seen_map")]
+    pub seen: Vec<(u64, Seen)>,
+}
+
+/// `SequenceRow::seen` as a MessagePack map sequence → fingerprints.
+mod seen_map {
+    use std::collections::BTreeMap;
+
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Seen;
+
+    /// The fingerprints of one sequence.
+    struct Group<'a>(&'a [(u64, Seen)]);
+
+    impl Serialize for Group<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(|(_, seen)| seen))
+        }
+    }
+
+    pub fn serialize<S: Serializer>(seen: &[(u64, Seen)], s: S) -> Result<S::Ok, S::Error> {
+        let same = |a: &(u64, Seen), b: &(u64, Seen)| a.0 == b.0;
+        let mut map = s.serialize_map(Some(seen.chunk_by(same).count()))?;
+        for group in seen.chunk_by(same) {
+            map.serialize_entry(&group[0].0, &Group(group))?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u64, Seen)>, D::Error> {
+        let map = BTreeMap::<u64, Vec<Seen>>::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .flat_map(|(seq, seen)| seen.into_iter().map(move |s| (seq, s)))
+            .collect())
+    }
 }
 
 /// The verdict on one valid message.
@@ -71,10 +112,18 @@ impl Sequences {
         };
         let ts_bits = msg.timestamp.to_bits();
         let kind = msg.kind as u8;
-        let entries = chunk.seen.entry(seq).or_default();
+        // This sequence's fingerprints: `seen[start..end]` (usually empty,
+        // at the end: sequences mostly arrive in order).
+        let start = chunk.seen.partition_point(|(s, _)| *s < seq);
+        let end = start
+            + chunk.seen[start..]
+                .iter()
+                .take_while(|(s, _)| *s == seq)
+                .count();
+        let entries = &chunk.seen[start..end];
         if entries
             .iter()
-            .any(|s| s.kind == kind && s.ts_bits == ts_bits)
+            .any(|(_, s)| s.kind == kind && s.ts_bits == ts_bits)
         {
             return Verdict::Duplicate;
         }
@@ -90,7 +139,7 @@ impl Sequences {
         while by_time > 0 && src.runs[by_time].first_ts.is_some_and(|f| ts < f) {
             by_time -= 1;
         }
-        let seen_in = |run: usize| entries.iter().any(|s| s.run as usize == run);
+        let seen_in = |run: usize| entries.iter().any(|(_, s)| s.run as usize == run);
         let run_idx = if by_time < current && !seen_in(by_time) {
             by_time
         } else if seen_in(current) {
@@ -108,11 +157,17 @@ impl Sequences {
         run.max_seq = run.max_seq.max(seq);
         let after = run.missing();
         let run_idx = run_idx as u32;
-        entries.push(Seen {
-            run: run_idx,
-            kind,
-            ts_bits,
-        });
+        chunk.seen.insert(
+            end,
+            (
+                seq,
+                Seen {
+                    run: run_idx,
+                    kind,
+                    ts_bits,
+                },
+            ),
+        );
         Verdict::Fresh {
             missing_delta: after as i64 - before as i64,
         }
@@ -154,6 +209,53 @@ mod tests {
     use crate::stage::StageView;
     use crate::testkit::*;
     use crate::worker::WorkerView;
+
+    #[test]
+    fn a_chunk_row_is_stored_as_the_map_it_always_was() {
+        use super::{Run, Seen, SequenceRow};
+        use crate::projection::{decode_row, encode_row};
+        use std::collections::BTreeMap;
+
+        /// The row as it was stored before `seen` went flat.
+        #[derive(Debug, Default, serde::Serialize)]
+        struct MapRow {
+            runs: Vec<Run>,
+            seen: BTreeMap<u64, Vec<Seen>>,
+        }
+        let f = |run, kind, ts_bits| Seen { run, kind, ts_bits };
+        let row = SequenceRow {
+            runs: vec![Run {
+                max_seq: 9,
+                distinct: 3,
+                first_ts: Some(1.5),
+            }],
+            seen: vec![(3, f(0, 1, 10)), (3, f(1, 1, 11)), (7, f(0, 2, 12))],
+        };
+        let map = MapRow {
+            runs: row.runs.clone(),
+            seen: BTreeMap::from([(3, vec![f(0, 1, 10), f(1, 1, 11)]), (7, vec![f(0, 2, 12)])]),
+        };
+        let bytes = encode_row(&row);
+        assert_eq!(bytes, encode_row(&map));
+        assert_eq!(decode_row::<SequenceRow>(&bytes).unwrap(), row);
+        assert_eq!(
+            encode_row(&SequenceRow::default()),
+            encode_row(&MapRow::default())
+        );
+    }
+
+    #[test]
+    fn a_chunk_keeps_its_sequences_in_order_whatever_the_arrival_order() {
+        let g = given(&[
+            worker_started("w1", "s1", 1.0, 7),
+            worker_metrics("w1", "s1", 2.0, 5, 10, 9),
+            worker_metrics("w1", "s1", 3.0, 7, 20, 18),
+        ]);
+        let chunk = g.row::<super::Sequences>("c\u{1f}w1\u{1f}0000000000000000");
+        let order: Vec<(u64, u32)> = chunk.seen.iter().map(|(q, s)| (*q, s.run)).collect();
+        // 7 twice (the second a restart: run 1), 5 before them.
+        assert_eq!(order, vec![(5, 0), (7, 0), (7, 1)]);
+    }
 
     #[test]
     fn a_retry_repeating_all_four_fields_is_a_duplicate_and_changes_no_view() {
