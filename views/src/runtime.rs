@@ -34,7 +34,7 @@ pub type BuildFx = std::hash::BuildHasherDefault<FxHasher>;
 
 /// A stable 64-bit hash of a row key (collisions only cost a needless load).
 fn key_hash(key: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = FxHasher::default();
     key.hash(&mut h);
     h.finish()
 }
@@ -62,7 +62,7 @@ pub struct ViewCache<P: Projection> {
     /// so a key never evicted is a new row, never one to load.
     complete: bool,
     /// Hashes of keys evicted from a complete cache: only these may need loading.
-    evicted: HashSet<u64>,
+    evicted: HashSet<u64, BuildFx>,
     generation: u64,
 }
 
@@ -78,7 +78,7 @@ impl<P: Projection> ViewCache<P> {
             positions: Vec::new(),
             dirty: Vec::new(),
             complete,
-            evicted: HashSet::new(),
+            evicted: HashSet::default(),
             generation: 1,
         }
     }
@@ -242,8 +242,8 @@ impl<P: Projection> DynView for ViewCache<P> {
             0 => u64::MAX,
             keep => {
                 let mut used: Vec<u64> = self.slots.iter().map(|s| s.used).collect();
-                used.sort_unstable();
-                used[used.len() - keep]
+                let at = used.len() - keep;
+                *used.select_nth_unstable(at).1
             }
         };
         let old_slots = std::mem::take(&mut self.slots);
