@@ -219,19 +219,18 @@ impl Engine {
         self.ingest_with(batch, None).await
     }
 
-    /// [`Engine::ingest`] of a batch that is a whole segment of another
-    /// attempt's log, starting at sequence `first`, with the segment's
-    /// stored bytes: when the batch lands on the same sequences here, those
-    /// bytes are exactly the segment this engine would write, so they are
-    /// stored as they are instead of being encoded again.
-    pub async fn ingest_copy(
+    /// [`Engine::ingest`] of a batch that may be a whole segment of another
+    /// attempt's log: `stored` is then its first sequence and stored bytes,
+    /// and when the batch lands on the same sequences here those bytes are
+    /// exactly the segment this engine would write, so they are stored as
+    /// they are instead of being encoded again.
+    pub async fn ingest_segment(
         &mut self,
         batch: &[SourceRecord],
-        first: u64,
-        stored: &[u8],
+        stored: Option<(u64, &[u8])>,
     ) -> Result<()> {
-        let same = first == self.position.next_seq;
-        self.ingest_with(batch, same.then_some(stored)).await
+        let same = stored.filter(|(first, _)| *first == self.position.next_seq);
+        self.ingest_with(batch, same.map(|(_, bytes)| bytes)).await
     }
 
     async fn ingest_with(&mut self, batch: &[SourceRecord], stored: Option<&[u8]>) -> Result<()> {

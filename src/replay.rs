@@ -185,18 +185,13 @@ impl Target {
     }
 
     /// [`Target::ingest`] of a batch that may have been read whole from a
-    /// stored log segment: `stored` is then its first sequence and bytes,
-    /// and the segment is stored as it is when the batch lands on the same
-    /// sequences ([`Engine::ingest_copy`]).
+    /// stored log segment ([`Engine::ingest_segment`]).
     pub async fn ingest_segment(
         &mut self,
         batch: &[SourceRecord],
         stored: Option<(u64, &[u8])>,
     ) -> Result<()> {
-        match stored {
-            Some((first, bytes)) => self.engine.ingest_copy(batch, first, bytes).await?,
-            None => self.engine.ingest(batch).await?,
-        }
+        self.engine.ingest_segment(batch, stored).await?;
         self.progress.update(self.engine.totals().records);
         Ok(())
     }

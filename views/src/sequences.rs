@@ -115,11 +115,7 @@ impl Sequences {
         // This sequence's fingerprints: `seen[start..end]` (usually empty,
         // at the end: sequences mostly arrive in order).
         let start = chunk.seen.partition_point(|(s, _)| *s < seq);
-        let end = start
-            + chunk.seen[start..]
-                .iter()
-                .take_while(|(s, _)| *s == seq)
-                .count();
+        let end = chunk.seen.partition_point(|(s, _)| *s <= seq);
         let entries = &chunk.seen[start..end];
         if entries
             .iter()
