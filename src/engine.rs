@@ -289,9 +289,16 @@ impl Engine {
             }
         }
         wb.put(segment_key(last), stored.unwrap_or(&self.scratch.1));
-        for r in batch {
-            let next = self.position.partitions.entry(r.partition).or_insert(0);
-            *next = (*next).max(r.offset + 1);
+        // Per run of one partition's records, not per record: a batch is
+        // usually one long run per partition.
+        for run in batch.chunk_by(|a, b| a.partition == b.partition) {
+            let end = run.iter().map(|r| r.offset + 1).max().unwrap_or(0);
+            let next = self
+                .position
+                .partitions
+                .entry(run[0].partition)
+                .or_insert(0);
+            *next = (*next).max(end);
         }
         wb.put(
             POSITION_KEY,
