@@ -348,6 +348,9 @@ pub(crate) async fn load_rows<'m, 'a: 'm>(
     first: u64,
     entries: impl Iterator<Item = Entry<'m, 'a>>,
 ) -> Result<()> {
+    if !projector.may_miss() {
+        return Ok(());
+    }
     let mut wanted = Vec::new();
     for (i, e) in entries.enumerate() {
         projector.misses(first + i as u64, e, &mut wanted);

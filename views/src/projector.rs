@@ -86,6 +86,12 @@ impl Projector {
         }
     }
 
+    /// False when no record can need a stored row (fresh caches, nothing
+    /// evicted yet): the engine then skips asking record by record.
+    pub fn may_miss(&self) -> bool {
+        self.sequences.may_miss() || self.views.iter().any(|v| v.may_miss())
+    }
+
     /// Adds to `out` the `(view, key)` rows this record needs loaded.
     pub fn misses(&mut self, seq: u64, entry: Entry, out: &mut Vec<(&'static str, String)>) {
         let input = Self::probe(seq, entry);

@@ -160,6 +160,9 @@ impl<P: Projection> ViewCache<P> {
 pub trait DynView: Send + Sync {
     /// The projection's stable name.
     fn name(&self) -> &'static str;
+    /// False when no input can miss a row (every key not cached is new):
+    /// then asking `misses` record by record can be skipped.
+    fn may_miss(&self) -> bool;
     /// Adds to `out` the keys of this input's rows that must be loaded first.
     fn misses(&mut self, input: &Input, out: &mut Vec<String>);
     /// Puts a loaded row (or `None`: not stored) into the cache.
@@ -181,8 +184,12 @@ impl<P: Projection> DynView for ViewCache<P> {
         P::NAME
     }
 
+    fn may_miss(&self) -> bool {
+        !(P::APPEND_ONLY || (self.complete && self.evicted.is_empty()))
+    }
+
     fn misses(&mut self, input: &Input, out: &mut Vec<String>) {
-        if P::APPEND_ONLY || (self.complete && self.evicted.is_empty()) {
+        if !self.may_miss() {
             return;
         }
         self.keys.clear();
@@ -246,20 +253,42 @@ impl<P: Projection> DynView for ViewCache<P> {
                 *used.select_nth_unstable(at).1
             }
         };
-        let old_slots = std::mem::take(&mut self.slots);
-        self.index.clear();
-        self.dirty.clear();
-        for slot in old_slots {
-            if slot.dirty || slot.used >= keep_from {
-                let pos = self.slots.len();
-                self.index.insert(slot.key.clone(), pos);
-                if slot.dirty {
-                    self.dirty.push(pos);
+        // Where each kept row moves to (`usize::MAX`: dropped). The index
+        // keeps its keys and table: only positions change and dropped keys
+        // go, instead of a new index of cloned keys (~2 µs per row before).
+        let mut next = 0;
+        let moved: Vec<usize> = self
+            .slots
+            .iter()
+            .map(|s| {
+                if s.dirty || s.used >= keep_from {
+                    next += 1;
+                    next - 1
+                } else {
+                    usize::MAX
                 }
-                self.slots.push(slot);
-            } else if self.complete {
-                self.evicted.insert(key_hash(&slot.key));
+            })
+            .collect();
+        let (complete, evicted) = (self.complete, &mut self.evicted);
+        self.index.retain(|key, pos| match moved[*pos] {
+            usize::MAX => {
+                if complete {
+                    evicted.insert(key_hash(key));
+                }
+                false
             }
+            to => {
+                *pos = to;
+                true
+            }
+        });
+        let mut at = 0;
+        self.slots.retain(|_| {
+            at += 1;
+            moved[at - 1] != usize::MAX
+        });
+        for pos in &mut self.dirty {
+            *pos = moved[*pos];
         }
     }
 
@@ -283,11 +312,15 @@ mod tests {
     type Store = BTreeMap<(&'static str, String), Vec<u8>>;
 
     /// Drives a projector the way the engine does over an existing store:
-    /// ask for the missing rows, load them, apply, store the changed rows,
-    /// and keep the cache tiny so rows are evicted and reloaded all the time.
+    /// ask for the missing rows (unless it says none can be), load them,
+    /// apply, store the changed rows, and keep the cache tiny so rows are
+    /// evicted and reloaded all the time.
     fn run_with_store(evs: &[Ev], max_rows: usize) -> Store {
+        run_from(Projector::new(false), evs, max_rows)
+    }
+
+    fn run_from(mut p: Projector, evs: &[Ev], max_rows: usize) -> Store {
         let mut store = Store::new();
-        let mut p = Projector::new(false);
         let mut missing = Vec::new();
         for (i, ev) in evs.iter().enumerate() {
             let seq = i as u64 + 1;
@@ -302,7 +335,9 @@ mod tests {
                 Ev::Dead(d) => Entry::Dead(d),
             };
             missing.clear();
-            p.misses(seq, entry, &mut missing);
+            if p.may_miss() {
+                p.misses(seq, entry, &mut missing);
+            }
             for (view, key) in &missing {
                 let bytes = store.get(&(*view, key.clone()));
                 p.load(view, key, bytes.map(Vec::as_slice)).unwrap();
@@ -329,6 +364,27 @@ mod tests {
             let store = run_with_store(&evs, max_rows);
             assert_eq!(&store, complete.bytes(), "max_rows {max_rows}");
         }
+    }
+
+    #[test]
+    fn a_fresh_projector_asks_for_rows_only_once_it_evicted_some() {
+        let evs = scenario();
+        let mut p = Projector::new(true);
+        assert!(!p.may_miss(), "a fresh cache has nothing to load");
+        assert!(Projector::new(false).may_miss(), "an existing store may");
+        // Evicting rows of a fresh cache makes them loadable again, and the
+        // views still come out as if nothing had been evicted.
+        for max_rows in [0, 1, 2, 5] {
+            assert_eq!(
+                &run_from(Projector::new(true), &evs, max_rows),
+                given(&evs).bytes(),
+                "max_rows {max_rows}"
+            );
+        }
+        apply(&mut p, 1, &worker_started("w1", "s1", 1.0, 1));
+        p.drain_dirty(&mut |_, _, _| {});
+        p.evict(0);
+        assert!(p.may_miss(), "an evicted row must be asked for");
     }
 
     #[test]
