@@ -270,8 +270,10 @@ impl Engine {
         }
         let last = first + batch.len() as u64 - 1;
         let mut wb = WriteBatch::new();
-        self.projector
-            .drain_dirty(&mut |view, key, bytes| wb.put(view_key(view, key), bytes));
+        // Handed over as they are (`put` would copy key and row again).
+        self.projector.drain_dirty(&mut |view, key, bytes| {
+            wb.put_bytes(view_key(view, key).into(), bytes.into())
+        });
         self.position.next_seq = last + 1;
         if !self.write_log {
             // A batch may change none of the views being rebuilt.
