@@ -1,5 +1,5 @@
 //! The event log's own cost per event: encoding a batch's segment
-//! (MessagePack, then LZ4) as the engine does for every batch it commits,
+//! (MessagePack, then Zstandard) as the engine does for every batch it commits,
 //! and decoding it again as a replay from the log does. Input is one
 //! 16 384-record batch (the daemon's default) from the simulator.
 

@@ -255,7 +255,7 @@ impl<P: Projection> DynView for ViewCache<P> {
         };
         // Where each kept row moves to (`usize::MAX`: dropped). The index
         // keeps its keys and table: only positions change and dropped keys
-        // go, instead of a new index of cloned keys (~2 µs per row before).
+        // go, instead of a new index of cloned keys (twice the time).
         let mut next = 0;
         let moved: Vec<usize> = self
             .slots
