@@ -47,7 +47,10 @@ pub fn decode<'a>(
             // One UTF-8 check of the whole record lets serde_json skip its
             // per-string checks (measurably faster than `from_slice`).
             let text = std::str::from_utf8(bytes).map_err(|e| format!("json: {e}"))?;
-            serde_json::from_str::<Message>(text).map_err(|e| format!("json: {e}"))?
+            match crate::fast_json::decode(text) {
+                Some(msg) => msg,
+                None => serde_json::from_str::<Message>(text).map_err(|e| format!("json: {e}"))?,
+            }
         }
         Some(Format::MsgPack) => {
             let mut de = rmp_serde::Deserializer::from_read_ref(bytes);

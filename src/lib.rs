@@ -18,6 +18,7 @@ pub mod demo_kafka;
 pub mod engine;
 pub mod error;
 pub mod event_log;
+pub mod fast_json;
 pub mod http;
 pub mod lease;
 pub mod metrics;
