@@ -1,5 +1,6 @@
 //! The hot path without storage: decoding state messages (JSON and
-//! MessagePack, typed) and folding them into every view. Input comes from
+//! MessagePack, typed; JSON also by serde_json alone, for comparison) and
+//! folding them into every view. Input comes from
 //! the same simulator as the tests. Figures are per event, one core.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -30,6 +31,19 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for r in &json {
                 let _ = black_box(codec::decode(r, None, "bench"));
+            }
+        })
+    });
+    // The generic serde_json path alone, without `fast_json` in front:
+    // what the shaped reader saves.
+    let texts: Vec<&str> = json
+        .iter()
+        .filter_map(|r| std::str::from_utf8(r).ok())
+        .collect();
+    g.bench_function("decode_json_generic", |b| {
+        b.iter(|| {
+            for t in &texts {
+                let _ = black_box(serde_json::from_str::<sundial_views::Message>(t));
             }
         })
     });
