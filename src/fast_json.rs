@@ -198,11 +198,12 @@ impl<'a> Reader<'a> {
     /// An array, each element read by `item`.
     fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.eat(b'[')?;
-        let mut out = Vec::new();
         if self.peek()? == b']' {
             self.at += 1;
-            return Some(out);
+            return Some(Vec::new());
         }
+        // Room for a typical list of partitions or parents: one allocation.
+        let mut out = Vec::with_capacity(16);
         loop {
             out.push(item(self)?);
             match self.peek()? {
