@@ -102,8 +102,8 @@ impl<'a> Reader<'a> {
         s
     }
 
-    /// Digits of a non-negative number: its value (None on overflow or a
-    /// leading zero followed by a digit) and how many were read.
+    /// Digits appended to `value`: the new value (None on overflow) and
+    /// how many digits were read.
     fn digits(&mut self, mut value: u64) -> Option<(u64, i32)> {
         let mut n = 0;
         while let Some(&c @ b'0'..=b'9') = self.b.get(self.at) {
