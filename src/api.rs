@@ -14,7 +14,7 @@ use sundial_views::job::JobRow;
 use sundial_views::lineage::LineageView;
 use sundial_views::metrics::{last_closed_window, window_key, window_prefix, MetricsView};
 use sundial_views::rollup;
-use sundial_views::stage::{StageRow, StageView};
+use sundial_views::stage::{stage_key, StageRow, StageView};
 use sundial_views::timeline::TimelineView;
 use sundial_views::worker::{WorkerRow, WorkerView};
 
@@ -163,7 +163,7 @@ fn job_json(store: &ViewStore, job: &JobRow, stages: &[StageRow]) -> Value {
         "dag_edges": job.dag_edges,
         "stage_count": job.stage_count,
         "worker_count": stages.iter().map(|s| s.worker_count()).sum::<u64>(),
-        "total_workers": stages.iter().map(|s| s.workers.len() as u64).sum::<u64>(),
+        "total_workers": stages.iter().map(|s| s.workers_ever()).sum::<u64>(),
         "total_input_records": stages.iter().map(|s| s.input_total()).sum::<u64>(),
         "total_output_records": stages.iter().map(|s| s.output_total()).sum::<u64>(),
         "exception_count": job.exception_count,
@@ -256,7 +256,7 @@ async fn stage_json(store: &ViewStore, job: &JobRow, row: &StageRow) -> Result<V
         "start_time": row.start_time,
         "end_time": row.end_time,
         "worker_count": row.worker_count(),
-        "total_workers": row.workers.len(),
+        "total_workers": row.workers_ever(),
         "input_records": row.input_total(),
         "output_records": row.output_total(),
         "processed_count": row.processed_count,
@@ -287,7 +287,7 @@ pub async fn stages(store: &ViewStore, p: &Params) -> ApiResult {
 
 async fn stage_row(store: &ViewStore, stage: &str) -> Result<StageRow, ApiError> {
     store
-        .row::<StageView>(stage)
+        .row::<StageView>(&stage_key(stage))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("stage {stage:?} not found")))
 }
@@ -605,7 +605,8 @@ pub async fn snapshot(store: &ViewStore) -> ApiResult {
     out.insert("stages".into(), stages(store, &big).await?);
     let mut metrics = serde_json::Map::new();
     let mut workers_by_id = serde_json::Map::new();
-    for s in store.all::<StageView>("").await? {
+    let log_offset = store.job().await?.log_offset;
+    for s in store.stages(log_offset).await?.iter() {
         metrics.insert(
             s.stage_id.clone(),
             stage_metrics(store, &s.stage_id, &Params::new()).await?,

@@ -200,11 +200,23 @@ impl ViewStore {
     pub async fn visit<P: Projection>(
         &self,
         prefix: &str,
-        mut visit: impl FnMut(&str, P::Row) -> bool,
+        visit: impl FnMut(&str, P::Row) -> bool,
     ) -> Result<()> {
         let start = view_key(P::NAME, prefix);
+        let end = prefix_end(&start);
+        self.visit_range::<P>(start, end, visit).await
+    }
+
+    /// Visits the rows of view `P` with keys in `[start, end)` (whole
+    /// storage keys), in key order, until `visit` returns false.
+    async fn visit_range<P: Projection>(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        mut visit: impl FnMut(&str, P::Row) -> bool,
+    ) -> Result<()> {
         let base = view_key(P::NAME, "").len();
-        let mut it = self.handle.scan(start.clone(), prefix_end(&start)).await?;
+        let mut it = self.handle.scan(start, end).await?;
         while let Some(kv) = it.next().await? {
             let row: P::Row =
                 sundial_views::decode_row(&kv.value).map_err(|e| corrupt(&kv.key, e))?;
@@ -216,8 +228,7 @@ impl ViewStore {
         Ok(())
     }
 
-    /// Every row of view `P` under `prefix`, in key order.
-    /// Every stage row as of `log_offset` (the job row's), decoded once per
+    /// Every stage row (workers' share rows left out) as of `log_offset` (the job row's), decoded once per
     /// offset.
     pub async fn stages(
         &self,
@@ -233,7 +244,19 @@ impl ViewStore {
                 return Ok(rows);
             }
         }
-        let rows = Arc::new(self.all::<sundial_views::stage::StageView>("").await?);
+        use sundial_views::stage::StageView;
+        // Share rows (keys `\0` + digit) are skipped unread: the keys of
+        // stage ids starting with NUL (`\0s…`), then every key from `\x01`.
+        let mut rows = Vec::new();
+        let mut keep = |_: &str, row| {
+            rows.push(row);
+            true
+        };
+        self.visit::<StageView>("\0s", &mut keep).await?;
+        let start = view_key(StageView::NAME, "\u{1}");
+        let end = prefix_end(&view_key(StageView::NAME, ""));
+        self.visit_range::<StageView>(start, end, &mut keep).await?;
+        let rows = Arc::new(rows);
         // Rows read after the job row may be newer than `log_offset` on a
         // live attempt: cache them under the offset read now only if it
         // did not move meanwhile.
@@ -244,6 +267,7 @@ impl ViewStore {
         Ok(rows)
     }
 
+    /// Every row of view `P` under `prefix`, in key order.
     pub async fn all<P: Projection>(&self, prefix: &str) -> Result<Vec<P::Row>> {
         let mut out = Vec::new();
         self.visit::<P>(prefix, |_, r| {

@@ -438,7 +438,7 @@ mod tests {
         let map = g.row::<StageView>("map");
         assert_eq!(map.effective_status("FAILED"), "FAILED");
         assert_eq!(map.worker_count(), 1);
-        assert_eq!(map.workers.len(), 2);
+        assert_eq!(map.workers_ever(), 2);
         let w2 = g.row::<WorkerView>("w2");
         assert_eq!(w2.status, "STOPPED");
         assert_eq!(w2.counts.input_records, 2000);

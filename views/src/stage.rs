@@ -3,7 +3,13 @@
 //! belonged to it of that worker's latest cumulative counts (stopped ones
 //! included), so a `stage_metrics` without counts or a late report never
 //! zeroes or regresses it.
+//!
+//! Each worker's share of those sums is a row of its own (see
+//! [`share_key`]), not a map inside the stage row: a stage row then stays a
+//! few hundred bytes however many workers the stage had, instead of being
+//! rewritten whole, every worker included, in every batch that touched it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +31,28 @@ pub const COMPLETED: &str = "COMPLETED";
 pub struct Contribution {
     pub counts: Counts,
     pub stopped: bool,
+}
+
+/// Key of a stage's row: its id, except that an id starting with NUL gets
+/// `"\0s"` in front, so no stage row key can look like a [`share_key`].
+pub fn stage_key(stage_id: &str) -> Cow<'_, str> {
+    if stage_id.starts_with('\0') {
+        Cow::Owned(format!("\0s{stage_id}"))
+    } else {
+        Cow::Borrowed(stage_id)
+    }
+}
+
+/// Key of the row holding `worker`'s share of `stage_id`'s totals: NUL, the
+/// stage id's length in decimal, `:`, the stage id, the worker id. Unique
+/// per (stage, worker) pair, and never a [`stage_key`].
+pub fn share_key(stage_id: &str, worker: &str) -> String {
+    format!("\0{}:{stage_id}{worker}", stage_id.len())
+}
+
+/// True for the key of a stage's own row, false for a worker's share.
+pub fn is_stage_key(key: &str) -> bool {
+    !key.starts_with('\0') || key.starts_with("\0s")
 }
 
 /// The latest `stage_metrics` report of the stage itself.
@@ -68,7 +96,9 @@ pub struct StageRow {
     pub max_parallelism: Option<u64>,
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
-    /// Every worker that ever belonged to the stage.
+    /// Shares of workers kept inside the stage row, as rows stored before
+    /// shares had rows of their own hold them; each moves to its own row
+    /// the first time its worker reports again. Empty in new rows.
     pub workers: BTreeMap<String, Contribution>,
     pub input_records: u64,
     pub output_records: u64,
@@ -86,6 +116,12 @@ pub struct StageRow {
     pub backpressure_ts: Option<f64>,
     pub slow_down_ts: Option<f64>,
     pub exception_count: u64,
+    /// How many workers ever belonged to the stage, besides those still in
+    /// `workers` (rows stored before shares had rows of their own).
+    pub worker_total: u64,
+    /// Set only in a worker's share row ([`share_key`]): that worker's
+    /// share. Such a row has nothing else set.
+    pub share: Option<Contribution>,
 }
 
 impl StageRow {
@@ -121,18 +157,28 @@ impl StageRow {
         );
     }
 
-    /// Updates one worker's contribution, keeping the sums exact.
-    fn contribute(&mut self, worker: &str, f: impl FnOnce(&mut Contribution)) {
-        let (c, was_running) = match self.workers.get_mut(worker) {
-            Some(c) => {
-                let running = !c.stopped;
-                (c, running)
+    /// Updates one worker's share, held in `holder` (its share row), keeping
+    /// the sums exact. A share still inside an older stage row moves out.
+    fn contribute(
+        &mut self,
+        holder: &mut StageRow,
+        worker: &str,
+        f: impl FnOnce(&mut Contribution),
+    ) {
+        let (before, was_running) = match (holder.share, self.workers.remove(worker)) {
+            (Some(c), _) => (c, !c.stopped),
+            (None, Some(c)) => {
+                self.worker_total += 1;
+                (c, !c.stopped)
             }
-            None => (self.workers.entry(worker.to_owned()).or_default(), false),
+            (None, None) => {
+                self.worker_total += 1;
+                (Contribution::default(), false)
+            }
         };
-        let before = *c;
-        f(c);
-        let after = *c;
+        let mut after = before;
+        f(&mut after);
+        holder.share = Some(after);
         self.input_records =
             self.input_records - before.counts.input_records + after.counts.input_records;
         self.output_records =
@@ -143,10 +189,15 @@ impl StageRow {
             self.running_workers - u64::from(was_running) + u64::from(!after.stopped);
     }
 
+    /// How many workers ever belonged to the stage.
+    pub fn workers_ever(&self) -> u64 {
+        self.worker_total + self.workers.len() as u64
+    }
+
     /// Workers of the stage currently running (a stage that only reports
     /// `stage_metrics` gives its own count).
     pub fn worker_count(&self) -> u64 {
-        match (&self.reported, self.workers.is_empty()) {
+        match (&self.reported, self.workers_ever() == 0) {
             (Some(r), true) => r.worker_count,
             _ => self.running_workers,
         }
@@ -154,7 +205,7 @@ impl StageRow {
 
     /// Input records: the workers' sum, or the stage's own report without workers.
     pub fn input_total(&self) -> u64 {
-        match (&self.reported, self.workers.is_empty()) {
+        match (&self.reported, self.workers_ever() == 0) {
             (Some(r), true) => r.input_records.unwrap_or(0),
             _ => self.input_records,
         }
@@ -162,7 +213,7 @@ impl StageRow {
 
     /// Output records, as `input_total`.
     pub fn output_total(&self) -> u64 {
-        match (&self.reported, self.workers.is_empty()) {
+        match (&self.reported, self.workers_ever() == 0) {
             (Some(r), true) => r.output_records.unwrap_or(0),
             _ => self.output_records,
         }
@@ -177,6 +228,14 @@ impl StageRow {
             self.status.clone()
         }
     }
+}
+
+/// True for the messages that change a worker's share of its stage.
+fn is_worker_report(msg: &Message) -> bool {
+    matches!(
+        msg.payload,
+        Payload::WorkerStarted(_) | Payload::WorkerMetrics(_) | Payload::WorkerStopped(_)
+    )
 }
 
 /// The stage projection.
@@ -206,8 +265,11 @@ impl Projection for StageView {
         let Some(msg) = input.applied() else { return };
         let mut ids = Vec::new();
         stages_of(msg, &mut ids);
-        for id in ids {
-            keys.push(id);
+        for id in &ids {
+            keys.push(&stage_key(id));
+        }
+        if let ([stage], true) = (ids.as_slice(), is_worker_report(msg)) {
+            keys.push(&share_key(stage, &msg.source_id));
         }
     }
 
@@ -230,8 +292,11 @@ impl Projection for StageView {
             }
             return;
         }
-        let row = &mut rows[0];
+        let (row, rest) = rows.split_first_mut().expect("one key at least");
         row.init(msg.stage_id().unwrap_or_default());
+        // The worker's share row, listed second by `keys`.
+        let mut scratch = StageRow::default();
+        let holder = rest.first_mut().unwrap_or(&mut scratch);
         match &msg.payload {
             Payload::StageStarted(p) => {
                 row.mark_running(ts);
@@ -282,7 +347,7 @@ impl Projection for StageView {
             }
             Payload::WorkerStarted(_) => {
                 row.mark_running(ts);
-                row.contribute(&msg.source_id, |_| {});
+                row.contribute(holder, &msg.source_id, |_| {});
             }
             Payload::WorkerMetrics(p) => {
                 row.mark_running(ts);
@@ -294,13 +359,13 @@ impl Projection for StageView {
                     processing_time: p.processing_time.0,
                     stop: None,
                 };
-                row.contribute(&msg.source_id, |c| {
+                row.contribute(holder, &msg.source_id, |c| {
                     c.counts.offer(report);
                 });
             }
             Payload::WorkerStopped(p) => {
                 row.mark_running(ts);
-                row.contribute(&msg.source_id, |c| {
+                row.contribute(holder, &msg.source_id, |c| {
                     c.stopped = true;
                     c.counts.offer_stop(ts, p);
                 });
@@ -315,20 +380,29 @@ impl Projection for StageView {
 mod tests {
     use serde_json::json;
 
-    use super::{StageRow, StageView, COMPLETED, PENDING, RUNNING};
+    use super::{
+        is_stage_key, share_key, stage_key, Contribution, StageRow, StageView, COMPLETED, PENDING,
+        RUNNING,
+    };
     use crate::testkit::*;
 
     fn stage(g: &Given, id: &str) -> StageRow {
-        g.row::<StageView>(id)
+        g.row::<StageView>(&stage_key(id))
     }
 
-    fn totals(s: &StageRow) -> (u64, u64, u64, u64, usize) {
+    fn share(g: &Given, stage: &str, worker: &str) -> Contribution {
+        g.row::<StageView>(&share_key(stage, worker))
+            .share
+            .expect("a share row holds a share")
+    }
+
+    fn totals(s: &StageRow) -> (u64, u64, u64, u64, u64) {
         (
             s.input_total(),
             s.output_total(),
             s.processed_count,
             s.worker_count(),
-            s.workers.len(),
+            s.workers_ever(),
         )
     }
 
@@ -394,8 +468,9 @@ mod tests {
         let s = stage(&g, "s1");
         assert_eq!(totals(&s), (150, 130, 150, 1, 2));
         assert_eq!(s.running_workers, 1);
-        assert!(s.workers["w1"].stopped);
-        assert!(!s.workers["w2"].stopped);
+        assert!(share(&g, "s1", "w1").stopped);
+        assert!(!share(&g, "s1", "w2").stopped);
+        assert_eq!(share(&g, "s1", "w2").counts.input_records, 50);
         assert_eq!(totals(&stage(&g, "s2")), (7, 7, 7, 1, 1));
         // The worker stopped; its records still count after more reports.
         let g = g.then(&[worker_metrics("w2", "s1", 4.0, 3, 80, 70)]);
@@ -437,7 +512,7 @@ mod tests {
         ]);
         let s = stage(&g, "s1");
         assert_eq!(s.worker_count(), 0);
-        assert_eq!(s.workers.len(), 1);
+        assert_eq!(s.workers_ever(), 1);
         assert_eq!(s.processed_count, 10);
     }
 
@@ -604,5 +679,109 @@ mod tests {
         ]);
         assert_eq!(stage(&g, "s1").exception_count, 2);
         assert_eq!(stage(&g, "s2").exception_count, 1);
+    }
+
+    #[test]
+    fn the_stage_row_stays_small_however_many_workers_it_had() {
+        let mut events = Vec::new();
+        for i in 0..2000 {
+            let w = format!("worker_{i:05}");
+            events.push(worker_started(&w, "s1", 1.0, 1));
+            events.push(worker_metrics(&w, "s1", 2.0, 2, 10, 9));
+        }
+        let g = given(&events);
+        let s = stage(&g, "s1");
+        assert_eq!(totals(&s), (20_000, 18_000, 20_000, 2000, 2000));
+        assert!(s.workers.is_empty());
+        let bytes = crate::projection::encode_row(&s).len();
+        assert!(bytes < 200, "stage row of {bytes} bytes");
+        // One share row per worker, and only the last worker's rows change
+        // with its report.
+        let rows = g.rows::<StageView>();
+        assert_eq!(rows.len(), 2001);
+        assert_eq!(rows.iter().filter(|(k, _)| is_stage_key(k)).count(), 1);
+        let g = g.then(&[worker_metrics("worker_00007", "s1", 3.0, 3, 15, 9)]);
+        let share_7 = share_key("s1", "worker_00007");
+        let changed: Vec<&str> = g
+            .changed()
+            .into_iter()
+            .filter(|(v, _)| *v == "stage")
+            .map(|(_, k)| k)
+            .collect();
+        assert_eq!(changed, [share_7.as_str(), "s1"]);
+        assert_eq!(stage(&g, "s1").input_total(), 20_005);
+    }
+
+    #[test]
+    fn stage_and_share_keys_never_meet_whatever_the_ids() {
+        let ids = ["s1", "a", "b", "", "\0", "\0s", "\x001:ab", "1:a", "\0s\0", "a\0b"];
+        let mut keys = std::collections::BTreeSet::new();
+        for st in ids {
+            assert!(is_stage_key(&stage_key(st)), "{st:?}");
+            assert!(keys.insert(stage_key(st).into_owned()));
+            for w in ids {
+                assert!(!is_stage_key(&share_key(st, w)), "{st:?} {w:?}");
+                assert!(keys.insert(share_key(st, w)), "{st:?} {w:?}");
+            }
+        }
+        // A stage whose id starts with NUL still gets its own row and share.
+        let g = given(&[worker_metrics("w", "\x001:ab", 1.0, 1, 4, 3)]);
+        assert_eq!(stage(&g, "\x001:ab").input_total(), 4);
+        assert_eq!(stage(&g, "\x001:ab").stage_id, "\x001:ab");
+        assert_eq!(share(&g, "\x001:ab", "w").counts.input_records, 4);
+    }
+
+    #[test]
+    fn shares_stored_inside_an_older_stage_row_move_out_exactly() {
+        use crate::projection::encode_row;
+        use crate::projector::Projector;
+        // A stage row as stored before shares had rows of their own: w1
+        // stopped with 10 records, w2 running with 5.
+        let mut old = StageRow::default();
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 10, 10),
+            worker_stopped("w1", "s1", 2.0, 2, 10),
+            worker_metrics("w2", "s1", 1.0, 1, 5, 5),
+        ]);
+        let now = stage(&g, "s1");
+        old.stage_id = now.stage_id.clone();
+        old.status = now.status.clone();
+        old.start_time = now.start_time;
+        for w in ["w1", "w2"] {
+            old.workers.insert(w.to_owned(), share(&g, "s1", w));
+        }
+        (old.input_records, old.output_records) = (now.input_records, now.output_records);
+        (old.processed_count, old.running_workers) = (now.processed_count, now.running_workers);
+        assert_eq!(totals(&old), (15, 15, 15, 1, 2));
+
+        let mut p = Projector::new(false);
+        p.load("stage", "s1", Some(&encode_row(&old))).unwrap();
+        let later = [
+            worker_metrics("w2", "s1", 3.0, 2, 8, 7),
+            worker_started("w3", "s1", 3.0, 1),
+        ];
+        for (i, ev) in later.iter().enumerate() {
+            apply(&mut p, 10 + i as u64, ev);
+        }
+        let mut rows = std::collections::BTreeMap::new();
+        p.drain_dirty(&mut |view, key, bytes| {
+            if view == "stage" {
+                rows.insert(key.to_owned(), bytes);
+            }
+        });
+        let decode = |k: &str| -> StageRow { crate::projection::decode_row(&rows[k]).unwrap() };
+        let s = decode("s1");
+        // w2 moved out to its own row, w1 (silent) stays inside, w3 is new.
+        assert_eq!(s.workers.keys().collect::<Vec<_>>(), ["w1"]);
+        assert_eq!(totals(&s), (18, 17, 18, 2, 3));
+        assert_eq!(
+            decode(&share_key("s1", "w2"))
+                .share
+                .unwrap()
+                .counts
+                .input_records,
+            8
+        );
+        assert!(!decode(&share_key("s1", "w3")).share.unwrap().stopped);
     }
 }
