@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Value};
 use sundial_views::checkpoints::{CheckpointView, SUMMARY_KEY};
 use sundial_views::dead_letters::DeadLetterView;
-use sundial_views::exception_groups::ExceptionGroupView;
+use sundial_views::exception_groups::{member_prefixes, ExceptionGroupRow, ExceptionGroupView};
 use sundial_views::exceptions::ExceptionView;
 use sundial_views::job::JobRow;
 use sundial_views::lineage::LineageView;
@@ -430,7 +430,39 @@ pub async fn exceptions(store: &ViewStore, p: &Params) -> ApiResult {
 
 /// Exception totals by type and the groups, most frequent first.
 pub async fn exception_summary(store: &ViewStore) -> ApiResult {
-    let groups = store.all::<ExceptionGroupView>("").await?;
+    let mut groups = Vec::new();
+    store
+        .visit_parents::<ExceptionGroupView>(|key, g| {
+            groups.push((sundial_views::child_rows::unescape(key).to_owned(), g));
+            true
+        })
+        .await?;
+    let mut members = Vec::with_capacity(groups.len());
+    for (key, g) in &groups {
+        let (workers, splits) = member_prefixes(key);
+        let (mut w, mut s) = (g.workers.clone(), g.splits.clone());
+        for (prefix, into) in [(workers, &mut w), (splits, &mut s)] {
+            store
+                .visit::<ExceptionGroupView>(&prefix, |k, _| {
+                    into.insert(k[prefix.len()..].to_owned());
+                    true
+                })
+                .await?;
+        }
+        members.push((w, s));
+    }
+    let groups: Vec<ExceptionGroupRow> = groups
+        .into_iter()
+        .zip(members)
+        // Every member in the sets now: the counts are their sizes.
+        .map(|((_, g), (workers, splits))| ExceptionGroupRow {
+            workers,
+            splits,
+            worker_total: 0,
+            split_total: 0,
+            ..g
+        })
+        .collect();
     let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
     for g in &groups {
         *by_type.entry(&g.exception_type).or_default() += g.count;
@@ -443,8 +475,14 @@ pub async fn exception_summary(store: &ViewStore) -> ApiResult {
         .into_iter()
         .map(|g| {
             let mut v = serde_json::to_value(g).unwrap_or_default();
-            v["worker_count"] = json!(g.workers.len());
-            v["split_count"] = json!(g.splits.len());
+            if let Some(o) = v.as_object_mut() {
+                // Storage bookkeeping: the counts below say it.
+                for inner in ["worker_total", "split_total", "member"] {
+                    o.remove(inner);
+                }
+            }
+            v["worker_count"] = json!(g.worker_count());
+            v["split_count"] = json!(g.split_count());
             v
         })
         .collect();

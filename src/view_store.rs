@@ -204,17 +204,38 @@ impl ViewStore {
     ) -> Result<()> {
         let start = view_key(P::NAME, prefix);
         let end = prefix_end(&start);
-        self.visit_range::<P>(start, end, visit).await
+        self.visit_range::<P>(start, end, visit).await?;
+        Ok(())
+    }
+
+    /// Visits the parent rows of view `P` in key order, until `visit`
+    /// returns false, skipping its child rows unread (`child_rows`).
+    pub async fn visit_parents<P: Projection>(
+        &self,
+        mut visit: impl FnMut(&str, P::Row) -> bool,
+    ) -> Result<()> {
+        use sundial_views::child_rows::{CHILDREN_FROM, CHILDREN_TO};
+        let start = view_key(P::NAME, "");
+        let end = prefix_end(&start);
+        let (below, above) = (
+            view_key(P::NAME, CHILDREN_FROM),
+            view_key(P::NAME, CHILDREN_TO),
+        );
+        if self.visit_range::<P>(start, below, &mut visit).await? {
+            self.visit_range::<P>(above, end, &mut visit).await?;
+        }
+        Ok(())
     }
 
     /// Visits the rows of view `P` with keys in `[start, end)` (whole
-    /// storage keys), in key order, until `visit` returns false.
+    /// storage keys), in key order, until `visit` returns false; returns
+    /// false when it did.
     async fn visit_range<P: Projection>(
         &self,
         start: Vec<u8>,
         end: Vec<u8>,
         mut visit: impl FnMut(&str, P::Row) -> bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let base = view_key(P::NAME, "").len();
         let mut it = self.handle.scan(start, end).await?;
         while let Some(kv) = it.next().await? {
@@ -222,14 +243,14 @@ impl ViewStore {
                 sundial_views::decode_row(&kv.value).map_err(|e| corrupt(&kv.key, e))?;
             let key = std::str::from_utf8(&kv.key[base..]).unwrap_or_default();
             if !visit(key, row) {
-                break;
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Every stage row (workers' share rows left out) as of `log_offset` (the job row's), decoded once per
-    /// offset.
+    /// Every stage row (workers' share rows left out) as of `log_offset`
+    /// (the job row's), decoded once per offset.
     pub async fn stages(
         &self,
         log_offset: u64,
@@ -244,18 +265,12 @@ impl ViewStore {
                 return Ok(rows);
             }
         }
-        use sundial_views::stage::StageView;
-        // Share rows (keys `\0` + digit) are skipped unread: the keys of
-        // stage ids starting with NUL (`\0s…`), then every key from `\x01`.
         let mut rows = Vec::new();
-        let mut keep = |_: &str, row| {
+        self.visit_parents::<sundial_views::stage::StageView>(|_, row| {
             rows.push(row);
             true
-        };
-        self.visit::<StageView>("\0s", &mut keep).await?;
-        let start = view_key(StageView::NAME, "\u{1}");
-        let end = prefix_end(&view_key(StageView::NAME, ""));
-        self.visit_range::<StageView>(start, end, &mut keep).await?;
+        })
+        .await?;
         let rows = Arc::new(rows);
         // Rows read after the job row may be newer than `log_offset` on a
         // live attempt: cache them under the offset read now only if it

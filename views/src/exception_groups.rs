@@ -2,11 +2,17 @@
 //! kind of failure happened, when first and last, and which workers and
 //! splits it hit. Normalising replaces numbers and hex ids, so "row 17" and
 //! "row 18" are one group.
+//!
+//! Each worker and split a group hit is a row of its own, a child of the
+//! group's row (`child_rows`): during an exception storm a group hits tens
+//! of thousands of splits, and a group row holding them all was rewritten
+//! whole in every batch.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::child_rows;
 use crate::event::Payload;
 use crate::projection::{Input, Keys, Projection};
 
@@ -26,8 +32,63 @@ pub struct ExceptionGroupRow {
     /// A message and stack trace of the first occurrence (by event time).
     pub sample_message: String,
     pub sample_stacktrace: String,
+    /// Workers and splits kept inside the group row, as rows stored before
+    /// they had rows of their own hold them; each moves to its own row the
+    /// next time it is hit. Empty in new rows.
     pub workers: BTreeSet<String>,
     pub splits: BTreeSet<String>,
+    /// Workers and splits hit, besides those still in `workers` / `splits`.
+    pub worker_total: u64,
+    pub split_total: u64,
+    /// Set only in a member row ([`worker_key`], [`split_key`]).
+    pub member: bool,
+}
+
+impl ExceptionGroupRow {
+    /// How many workers this group hit.
+    pub fn worker_count(&self) -> u64 {
+        self.worker_total + self.workers.len() as u64
+    }
+
+    /// How many splits this group hit.
+    pub fn split_count(&self) -> u64 {
+        self.split_total + self.splits.len() as u64
+    }
+}
+
+/// The key of a group: stage, type and normalised message.
+pub fn group_key(stage_id: &str, exception_type: &str, message: &str) -> String {
+    format!(
+        "{stage_id}\u{1f}{exception_type}\u{1f}{}",
+        normalize_message(message)
+    )
+}
+
+/// Key of the row of worker `worker` in the group keyed `group`.
+pub fn worker_key(group: &str, worker: &str) -> String {
+    child_rows::child_key(group, &format!("w{worker}"))
+}
+
+/// Key of the row of split `split` in the group keyed `group`.
+pub fn split_key(group: &str, split: &str) -> String {
+    child_rows::child_key(group, &format!("s{split}"))
+}
+
+/// The common start of the keys of the group's worker rows, then its split
+/// rows: a prefix scan lists them in id order.
+pub fn member_prefixes(group: &str) -> (String, String) {
+    (worker_key(group, ""), split_key(group, ""))
+}
+
+/// Counts a member (worker or split) of a group once: `row` is its member
+/// row; `inner` the group row's inline set of members stored before.
+fn join(row: &mut ExceptionGroupRow, inner: &mut BTreeSet<String>, id: &str, total: &mut u64) {
+    if !row.member {
+        row.member = true;
+        // One stored inline before moves out here: still counted once.
+        inner.remove(id);
+        *total += 1;
+    }
 }
 
 /// Replaces hex ids (`0x…`, or 8+ hex digits and dashes mixing digits and
@@ -110,12 +171,14 @@ impl Projection for ExceptionGroupView {
     fn keys(&self, input: &Input, keys: &mut Keys) {
         if let Some(msg) = input.applied() {
             if let Payload::Exception(p) = &msg.payload {
-                keys.push_fmt(format_args!(
-                    "{}\u{1f}{}\u{1f}{}",
-                    p.stage_id,
-                    p.exception_type,
-                    normalize_message(&p.message)
-                ));
+                let group = group_key(&p.stage_id, &p.exception_type, &p.message);
+                keys.push(&child_rows::parent_key(&group));
+                if let Some(w) = &p.worker_id {
+                    keys.push(&worker_key(&group, w));
+                }
+                if let Some(s) = &p.split_id {
+                    keys.push(&split_key(&group, s));
+                }
             }
         }
     }
@@ -125,7 +188,7 @@ impl Projection for ExceptionGroupView {
         let Payload::Exception(p) = &msg.payload else {
             return;
         };
-        let g = &mut rows[0];
+        let (g, members) = rows.split_first_mut().expect("one key at least");
         let ts = msg.timestamp;
         if g.count == 0 {
             g.stage_id = p.stage_id.to_string();
@@ -139,19 +202,35 @@ impl Projection for ExceptionGroupView {
         }
         g.last_seen = Some(g.last_seen.map_or(ts, |l| l.max(ts)));
         g.count += 1;
-        if let Some(w) = &p.worker_id {
-            g.workers.insert(w.to_string());
+        // Member rows in the order `keys` listed them.
+        let mut members = members.iter_mut();
+        if let (Some(w), Some(row)) = (&p.worker_id, members.next()) {
+            join(row, &mut g.workers, w, &mut g.worker_total);
         }
-        if let Some(s) = &p.split_id {
-            g.splits.insert(s.to_string());
+        if let (Some(s), Some(row)) = (&p.split_id, members.next()) {
+            join(row, &mut g.splits, s, &mut g.split_total);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{normalize_message, ExceptionGroupView};
+    use super::{member_prefixes, normalize_message, ExceptionGroupRow, ExceptionGroupView};
+    use crate::child_rows::is_parent_key;
     use crate::testkit::*;
+
+    /// The group's workers and splits, from its member rows.
+    fn members(g: &Given, group: &str) -> (Vec<String>, Vec<String>) {
+        let (w, s) = member_prefixes(group);
+        let rows = g.rows::<ExceptionGroupView>();
+        let under = |p: &str| -> Vec<String> {
+            rows.iter()
+                .filter(|(k, r)| k.starts_with(p) && r.member)
+                .map(|(k, _)| k[p.len()..].to_owned())
+                .collect()
+        };
+        (under(&w), under(&s))
+    }
 
     #[test]
     fn normalising_replaces_numbers_and_hex_ids_and_collapses_whitespace() {
@@ -221,7 +300,7 @@ mod tests {
             exception("w1", "s1", 15.0, 4, "ValueError", "missing column"),
         ]);
         let groups = g.rows::<ExceptionGroupView>();
-        assert_eq!(groups.len(), 4);
+        assert_eq!(groups.iter().filter(|(k, _)| is_parent_key(k)).count(), 4);
         let key = "s1\u{1f}ValueError\u{1f}bad row <n>";
         let grp = g.row::<ExceptionGroupView>(key);
         assert_eq!(grp.stage_id, "s1");
@@ -234,13 +313,14 @@ mod tests {
         assert_eq!(grp.sample_message, "bad row 18");
         assert_eq!(grp.sample_stacktrace, "Traceback: bad row 18");
         assert_eq!(
-            grp.workers.iter().map(String::as_str).collect::<Vec<_>>(),
-            ["w1", "w2"]
+            members(&g, key),
+            (
+                vec!["w1".into(), "w2".into()],
+                vec!["sp1".into(), "sp2".into()]
+            )
         );
-        assert_eq!(
-            grp.splits.iter().map(String::as_str).collect::<Vec<_>>(),
-            ["sp1", "sp2"]
-        );
+        assert_eq!((grp.worker_count(), grp.split_count()), (2, 2));
+        assert!(grp.workers.is_empty() && grp.splits.is_empty());
         assert_eq!(
             g.row::<ExceptionGroupView>("s2\u{1f}ValueError\u{1f}bad row <n>")
                 .count,
@@ -258,5 +338,76 @@ mod tests {
         let e = exception("w1", "s1", 20.0, 1, "E", "x 1");
         let g = given(&[e.clone(), e]);
         assert_eq!(g.row::<ExceptionGroupView>("s1\u{1f}E\u{1f}x <n>").count, 1);
+    }
+
+    #[test]
+    fn a_storm_leaves_the_group_row_small_and_counts_each_member_once() {
+        let mut events = Vec::new();
+        for i in 0..3000u64 {
+            let w = format!("w{}", i % 7);
+            events.push(
+                exception(
+                    &w,
+                    "s1",
+                    i as f64,
+                    i + 1,
+                    "ValueError",
+                    &format!("bad row {i}"),
+                )
+                .with("split_id", serde_json::json!(format!("split-{}", i % 1000))),
+            );
+        }
+        let g = given(&events);
+        let key = "s1\u{1f}ValueError\u{1f}bad row <n>";
+        let grp = g.row::<ExceptionGroupView>(key);
+        assert_eq!(grp.count, 3000);
+        assert_eq!((grp.worker_count(), grp.split_count()), (7, 1000));
+        let bytes = crate::projection::encode_row(&grp).len();
+        assert!(bytes < 300, "group row of {bytes} bytes");
+        let (w, s) = members(&g, key);
+        assert_eq!((w.len(), s.len()), (7, 1000));
+        assert_eq!(s[0], "split-0");
+    }
+
+    #[test]
+    fn members_stored_inside_an_older_group_row_move_out_and_count_once() {
+        use crate::projection::encode_row;
+        use crate::projector::Projector;
+        let key = "s1\u{1f}E\u{1f}x <n>";
+        let old = ExceptionGroupRow {
+            stage_id: "s1".into(),
+            exception_type: "E".into(),
+            normalized_message: "x <n>".into(),
+            count: 2,
+            first_seen: Some(1.0),
+            last_seen: Some(2.0),
+            workers: ["w1".to_owned(), "w2".to_owned()].into(),
+            splits: ["sp1".to_owned()].into(),
+            ..ExceptionGroupRow::default()
+        };
+        assert_eq!((old.worker_count(), old.split_count()), (2, 1));
+        let mut p = Projector::new(false);
+        p.load("exception_group", key, Some(&encode_row(&old)))
+            .unwrap();
+        let later = [
+            exception("w2", "s1", 3.0, 5, "E", "x 3").with("split_id", serde_json::json!("sp1")),
+            exception("w3", "s1", 4.0, 1, "E", "x 4").with("split_id", serde_json::json!("sp2")),
+        ];
+        for (i, ev) in later.iter().enumerate() {
+            apply(&mut p, 10 + i as u64, ev);
+        }
+        let mut rows = std::collections::BTreeMap::new();
+        p.drain_dirty(&mut |view, k, bytes| {
+            if view == "exception_group" {
+                rows.insert(k.to_owned(), bytes);
+            }
+        });
+        let grp: ExceptionGroupRow = crate::projection::decode_row(&rows[key]).unwrap();
+        assert_eq!(grp.count, 4);
+        // w2 and sp1 moved out, w1 stays inline; w3 and sp2 are new.
+        assert_eq!(grp.workers.iter().collect::<Vec<_>>(), ["w1"]);
+        assert!(grp.splits.is_empty());
+        assert_eq!((grp.worker_count(), grp.split_count()), (3, 2));
+        assert_eq!(rows.len(), 5, "the group and four member rows");
     }
 }

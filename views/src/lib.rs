@@ -4,6 +4,7 @@
 //! Adding a view is one file and one line in [`registry`].
 
 pub mod checkpoints;
+pub mod child_rows;
 pub mod counts;
 pub mod dead_letters;
 pub mod duplicates;
