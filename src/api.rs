@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 use sundial_views::checkpoints::{CheckpointView, SUMMARY_KEY};
+use sundial_views::child_rows::{parent_key, unescape};
 use sundial_views::dead_letters::DeadLetterView;
 use sundial_views::exception_groups::{member_prefixes, ExceptionGroupRow, ExceptionGroupView};
 use sundial_views::exceptions::ExceptionView;
@@ -16,7 +17,7 @@ use sundial_views::metrics::{last_closed_window, window_key, window_prefix, Metr
 use sundial_views::rollup;
 use sundial_views::stage::{stage_key, StageRow, StageView};
 use sundial_views::timeline::TimelineView;
-use sundial_views::worker::{WorkerRow, WorkerView};
+use sundial_views::worker::{history_prefix, merge_history, WorkerEvent, WorkerRow, WorkerView};
 
 use crate::error::{Error, ErrorKind};
 use crate::view_store::ViewStore;
@@ -332,7 +333,20 @@ pub async fn stage_metrics(store: &ViewStore, stage: &str, p: &Params) -> ApiRes
     Ok(json!({"stage_id": stage, "window_s": window_s, "points": points}))
 }
 
-fn worker_json(w: &WorkerRow, newest: Option<f64>, with_events: bool) -> Value {
+/// A worker's whole history: entries stored inside its row (older rows)
+/// merged with the entries of their own rows.
+async fn history(store: &ViewStore, w: &WorkerRow) -> Result<Vec<WorkerEvent>, ApiError> {
+    let mut own = Vec::new();
+    store
+        .visit::<WorkerView>(&history_prefix(&w.worker_id), |_, e| {
+            own.extend(e.event);
+            true
+        })
+        .await?;
+    Ok(merge_history(&w.events, own))
+}
+
+fn worker_json(w: &WorkerRow, newest: Option<f64>, events: Option<&[WorkerEvent]>) -> Value {
     let mut v = json!({
         "worker_id": w.worker_id,
         "stage_id": w.stage_id,
@@ -353,8 +367,8 @@ fn worker_json(w: &WorkerRow, newest: Option<f64>, with_events: bool) -> Value {
         "gpu_percent": w.gpu_percent,
         "exception_count": w.exception_count,
     });
-    if with_events {
-        v["events"] = serde_json::to_value(&w.events).unwrap_or_default();
+    if let Some(events) = events {
+        v["events"] = serde_json::to_value(events).unwrap_or_default();
     }
     v
 }
@@ -379,14 +393,14 @@ pub async fn workers(store: &ViewStore, p: &Params, stage: Option<&str>) -> ApiR
     let (mut total, skip) = (0u64, page.skip());
     let mut items = Vec::new();
     store
-        .visit::<WorkerView>("", |_, w| {
+        .visit_parents::<WorkerView>(|_, w| {
             if stage.is_some_and(|s| s != w.stage_id)
                 || status.as_ref().is_some_and(|s| *s != w.status)
             {
                 return true;
             }
             if total >= skip && (items.len() as u64) < page.page_size {
-                items.push(worker_json(&w, newest, false));
+                items.push(worker_json(&w, newest, None));
             }
             total += 1;
             true
@@ -398,11 +412,12 @@ pub async fn workers(store: &ViewStore, p: &Params, stage: Option<&str>) -> ApiR
 /// One worker with its lifecycle history.
 pub async fn worker(store: &ViewStore, worker: &str) -> ApiResult {
     let w = store
-        .row::<WorkerView>(worker)
+        .row::<WorkerView>(&parent_key(worker))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("worker {worker:?} not found")))?;
     let newest = store.job().await?.newest_event_time;
-    Ok(worker_json(&w, newest, true))
+    let events = history(store, &w).await?;
+    Ok(worker_json(&w, newest, Some(&events)))
 }
 
 /// Exception records, newest first, filtered by stage and type, paged.
@@ -433,7 +448,7 @@ pub async fn exception_summary(store: &ViewStore) -> ApiResult {
     let mut groups = Vec::new();
     store
         .visit_parents::<ExceptionGroupView>(|key, g| {
-            groups.push((sundial_views::child_rows::unescape(key).to_owned(), g));
+            groups.push((unescape(key).to_owned(), g));
             true
         })
         .await?;
@@ -652,12 +667,17 @@ pub async fn snapshot(store: &ViewStore) -> ApiResult {
     }
     out.insert("stage_metrics".into(), Value::Object(metrics));
     let newest = store.job().await?.newest_event_time;
+    let mut workers = Vec::new();
     store
-        .visit::<WorkerView>("", |k, w| {
-            workers_by_id.insert(k.to_owned(), worker_json(&w, newest, true));
+        .visit_parents::<WorkerView>(|k, w| {
+            workers.push((unescape(k).to_owned(), w));
             true
         })
         .await?;
+    for (id, w) in workers {
+        let events = history(store, &w).await?;
+        workers_by_id.insert(id, worker_json(&w, newest, Some(&events)));
+    }
     out.insert("workers".into(), Value::Object(workers_by_id));
     out.insert("exceptions".into(), exceptions(store, &first).await?);
     out.insert("exception_summary".into(), exception_summary(store).await?);

@@ -62,6 +62,8 @@ impl<'m, 'a> Input<'m, 'a> {
 pub struct Keys {
     buf: String,
     ends: Vec<usize>,
+    /// Per key: true when it derives from the record's log sequence.
+    fresh: Vec<bool>,
 }
 
 impl Keys {
@@ -69,12 +71,29 @@ impl Keys {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.ends.clear();
+        self.fresh.clear();
     }
 
     /// Adds a key.
     pub fn push(&mut self, key: &str) {
         self.buf.push_str(key);
         self.ends.push(self.buf.len());
+        self.fresh.push(false);
+    }
+
+    /// Adds a key that derives from the record's log sequence, so no record
+    /// before it can have stored a row under it: never loaded from storage
+    /// (what `Projection::APPEND_ONLY` says of a whole view).
+    pub fn push_fresh(&mut self, key: &str) {
+        self.push(key);
+        if let Some(f) = self.fresh.last_mut() {
+            *f = true;
+        }
+    }
+
+    /// True when the i-th key was added with [`Keys::push_fresh`].
+    pub fn is_fresh(&self, i: usize) -> bool {
+        self.fresh.get(i).copied().unwrap_or(false)
     }
 
     /// Adds a key made of string parts (cheaper than `push_fmt`).
@@ -83,12 +102,14 @@ impl Keys {
             self.buf.push_str(p);
         }
         self.ends.push(self.buf.len());
+        self.fresh.push(false);
     }
 
     /// Adds a key made of formatted parts.
     pub fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) {
         let _ = self.buf.write_fmt(args);
         self.ends.push(self.buf.len());
+        self.fresh.push(false);
     }
 
     /// Number of keys.

@@ -194,8 +194,9 @@ impl<P: Projection> DynView for ViewCache<P> {
         }
         self.keys.clear();
         self.proj.keys(input, &mut self.keys);
-        for key in self.keys.iter() {
-            if !self.index.contains_key(key)
+        for (i, key) in self.keys.iter().enumerate() {
+            if !self.keys.is_fresh(i)
+                && !self.index.contains_key(key)
                 && (!self.complete || self.evicted.contains(&key_hash(key)))
             {
                 out.push(key.to_owned());

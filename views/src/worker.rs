@@ -2,9 +2,15 @@
 //! happened to it (its lifecycle history). Counts never regress (see
 //! `counts`), a stopped worker stays stopped, and health is judged in event
 //! time against the newest timestamp seen in the job, never the wall clock.
+//!
+//! Each entry of a worker's history is a row of its own, a child of the
+//! worker's row keyed by event time then log sequence ([`event_key`]): a
+//! worker in an exception storm has thousands of entries, and a row holding
+//! them all was rewritten whole in every batch.
 
 use serde::{Deserialize, Serialize};
 
+use crate::child_rows;
 use crate::counts::Counts;
 use crate::event::{Message, Payload};
 use crate::projection::{Input, Keys, Projection};
@@ -44,7 +50,54 @@ pub struct WorkerRow {
     pub memory_bytes: Option<u64>,
     pub gpu_percent: Option<f64>,
     pub exception_count: u64,
+    /// History entries kept inside the worker row, as rows stored before
+    /// entries had rows of their own hold them. Empty in new rows.
     pub events: Vec<WorkerEvent>,
+    /// Set only in a history entry's row ([`event_key`]): that entry.
+    pub event: Option<WorkerEvent>,
+}
+
+/// `ts` as 16 hex digits that sort as the number does (-0.0 as 0.0).
+fn sortable(ts: f64) -> [u8; 16] {
+    let bits = if ts == 0.0 { 0 } else { ts.to_bits() };
+    let key = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    };
+    crate::projection::hex16(key)
+}
+
+/// Key of the history entry of `worker` at event time `ts` from the record
+/// at log sequence `seq`: a child of the worker's row, so a prefix scan
+/// ([`history_prefix`]) lists a worker's history in event-time order, ties
+/// in log order.
+pub fn event_key(worker: &str, ts: f64, seq: u64) -> String {
+    let mut k = child_rows::child_prefix(worker);
+    k.push_str(crate::projection::ascii(&sortable(ts)));
+    k.push_str(crate::projection::ascii(&crate::projection::hex16(seq)));
+    k
+}
+
+/// The common start of the keys of `worker`'s history entries.
+pub fn history_prefix(worker: &str) -> String {
+    child_rows::child_prefix(worker)
+}
+
+/// A worker's whole history in event-time order (log order for ties):
+/// `inline` (entries stored inside an older row) merged with the entries
+/// of their own rows, `rows`, given in key order.
+pub fn merge_history(inline: &[WorkerEvent], rows: Vec<WorkerEvent>) -> Vec<WorkerEvent> {
+    if inline.is_empty() {
+        return rows;
+    }
+    let mut all: Vec<WorkerEvent> = inline.iter().cloned().chain(rows).collect();
+    all.sort_by(|a, b| {
+        sortable(a.timestamp)
+            .cmp(&sortable(b.timestamp))
+            .then(a.offset.cmp(&b.offset))
+    });
+    all
 }
 
 impl WorkerRow {
@@ -79,18 +132,26 @@ impl WorkerRow {
         let ts = msg.timestamp;
         self.last_seen = Some(self.last_seen.map_or(ts, |l| l.max(ts)));
     }
+}
 
-    fn record(&mut self, msg: &Message, seq: u64, detail: String) {
-        let ev = WorkerEvent {
+/// Puts a history entry into its own row (listed second by `keys`).
+fn record(entry: Option<&mut WorkerRow>, msg: &Message, seq: u64, detail: String) {
+    if let Some(row) = entry {
+        row.event = Some(WorkerEvent {
             timestamp: msg.timestamp,
             event: msg.kind.as_str().to_owned(),
             detail,
             offset: seq,
-        };
-        // Keep the history in event-time order (arrival order breaks ties).
-        let at = self.events.partition_point(|e| e.timestamp <= ev.timestamp);
-        self.events.insert(at, ev);
+        });
     }
+}
+
+/// True for the messages that add an entry to a worker's history.
+fn has_entry(msg: &Message) -> bool {
+    matches!(
+        msg.payload,
+        Payload::WorkerStarted(_) | Payload::WorkerStopped(_) | Payload::Exception(_)
+    )
 }
 
 /// Worker status names.
@@ -118,8 +179,12 @@ impl Projection for WorkerView {
     type Row = WorkerRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {
-        if let Some((worker, _)) = input.applied().and_then(worker_of) {
-            keys.push(worker);
+        let Some(msg) = input.applied() else { return };
+        if let Some((worker, _)) = worker_of(msg) {
+            keys.push(&child_rows::parent_key(worker));
+            if has_entry(msg) {
+                keys.push_fresh(&event_key(worker, msg.timestamp, input.seq));
+            }
         }
     }
 
@@ -128,7 +193,8 @@ impl Projection for WorkerView {
         let Some((worker, stage)) = worker_of(msg) else {
             return;
         };
-        let row = &mut rows[0];
+        let (row, rest) = rows.split_first_mut().expect("one key at least");
+        let entry = rest.first_mut();
         row.touch(msg, worker, stage);
         let ts = msg.timestamp;
         match &msg.payload {
@@ -137,7 +203,8 @@ impl Projection for WorkerView {
                 if row.counts.ts.is_none() {
                     row.assigned_partitions.clone_from(&p.assigned_partitions);
                 }
-                row.record(
+                record(
+                    entry,
                     msg,
                     input.seq,
                     format!("partitions {:?}", p.assigned_partitions),
@@ -149,7 +216,8 @@ impl Projection for WorkerView {
                 row.error_count = p.error_count;
                 row.stop_reason = Some(p.reason.clone());
                 row.counts.offer_stop(ts, p);
-                row.record(
+                record(
+                    entry,
                     msg,
                     input.seq,
                     format!(
@@ -178,7 +246,8 @@ impl Projection for WorkerView {
             }
             Payload::Exception(p) => {
                 row.exception_count += 1;
-                row.record(
+                record(
+                    entry,
                     msg,
                     input.seq,
                     format!("{}: {}", p.exception_type, p.message),
@@ -191,11 +260,26 @@ impl Projection for WorkerView {
 
 #[cfg(test)]
 mod tests {
-    use super::{WorkerEvent, WorkerView, RUNNING, STOPPED};
+    use super::{
+        event_key, history_prefix, merge_history, WorkerEvent, WorkerRow, WorkerView, RUNNING,
+        STOPPED,
+    };
+    use crate::child_rows::parent_key;
     use crate::testkit::*;
 
-    fn worker(g: &Given, id: &str) -> super::WorkerRow {
-        g.row::<WorkerView>(id)
+    /// The worker's row with its whole history in `events`, as the API
+    /// shows it.
+    fn worker(g: &Given, id: &str) -> WorkerRow {
+        let mut w = g.row::<WorkerView>(&parent_key(id));
+        let prefix = history_prefix(id);
+        let rows = g
+            .rows::<WorkerView>()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(_, r)| r.event)
+            .collect();
+        w.events = merge_history(&w.events, rows);
+        w
     }
 
     #[test]
@@ -443,5 +527,98 @@ mod tests {
         let g = g.then(&[m, dead("bad json")]);
         assert_eq!(worker(&g, "w1"), before);
         assert!(!g.changed().iter().any(|(v, _)| *v == "worker"));
+    }
+
+    #[test]
+    fn history_ties_keep_log_order_and_signs_sort_as_numbers() {
+        let g = given(&[
+            exception("w1", "s1", 5.0, 1, "E", "b"),
+            exception("w1", "s1", 5.0, 2, "E", "c"),
+            exception("w1", "s1", -0.0, 3, "E", "zero"),
+            exception("w1", "s1", -2.5, 4, "E", "neg"),
+            exception("w1", "s1", 0.0, 5, "E", "zero too"),
+            exception("w1", "s1", 1e300, 6, "E", "big"),
+        ]);
+        let got: Vec<String> = worker(&g, "w1")
+            .events
+            .iter()
+            .map(|e| e.detail.clone())
+            .collect();
+        assert_eq!(
+            got,
+            ["E: neg", "E: zero", "E: zero too", "E: b", "E: c", "E: big"]
+        );
+    }
+
+    #[test]
+    fn a_storm_leaves_the_worker_row_small() {
+        let events: Vec<Ev> = (0..2000u64)
+            .map(|i| exception("w1", "s1", i as f64, i + 1, "E", "boom"))
+            .collect();
+        let g = given(&events);
+        let row = g.row::<WorkerView>("w1");
+        assert_eq!(row.exception_count, 2000);
+        let bytes = crate::projection::encode_row(&row).len();
+        assert!(bytes < 200, "worker row of {bytes} bytes");
+        assert_eq!(worker(&g, "w1").events.len(), 2000);
+        // One more entry changes the worker's row and adds one entry row.
+        let g = g.then(&[exception("w1", "s1", 9999.0, 2001, "E", "late")]);
+        let changed: Vec<&str> = g
+            .changed()
+            .into_iter()
+            .filter(|(v, _)| *v == "worker")
+            .map(|(_, k)| k)
+            .collect();
+        assert_eq!(changed, [event_key("w1", 9999.0, 2001).as_str(), "w1"]);
+    }
+
+    #[test]
+    fn entries_stored_inside_an_older_row_merge_in_order_and_entry_rows_are_never_loaded() {
+        use crate::projection::encode_row;
+        use crate::projector::{Entry, Projector};
+        let at = |ts: f64, offset: u64, what: &str| WorkerEvent {
+            timestamp: ts,
+            event: "exception".into(),
+            detail: what.into(),
+            offset,
+        };
+        let old = WorkerRow {
+            worker_id: "w1".into(),
+            stage_id: "s1".into(),
+            status: RUNNING.into(),
+            events: vec![at(1.0, 1, "a"), at(3.0, 2, "c")],
+            ..WorkerRow::default()
+        };
+        let mut p = Projector::new(false);
+        p.load("worker", "w1", Some(&encode_row(&old))).unwrap();
+        let later = exception("w1", "s1", 2.0, 1, "E", "b");
+        let Ev::Msg(v) = &later else { unreachable!() };
+        let text = v.to_string();
+        let m: crate::Message = serde_json::from_str(&text).unwrap();
+        let mut wanted = Vec::new();
+        p.misses(7, Entry::Valid(&m), &mut wanted);
+        assert!(
+            !wanted
+                .iter()
+                .any(|(view, k)| *view == "worker" && k.starts_with('\0')),
+            "{wanted:?}"
+        );
+        apply(&mut p, 7, &later);
+        let mut rows = std::collections::BTreeMap::new();
+        p.drain_dirty(&mut |view, k, bytes| {
+            if view == "worker" {
+                rows.insert(k.to_owned(), bytes);
+            }
+        });
+        let decode = |b: &Vec<u8>| -> WorkerRow { crate::projection::decode_row(b).unwrap() };
+        let row = decode(&rows["w1"]);
+        let own: Vec<WorkerEvent> = rows
+            .iter()
+            .filter(|(k, _)| k.starts_with(&history_prefix("w1")))
+            .filter_map(|(_, b)| decode(b).event)
+            .collect();
+        let merged = merge_history(&row.events, own);
+        let got: Vec<&str> = merged.iter().map(|e| e.detail.as_str()).collect();
+        assert_eq!(got, ["a", "E: b", "c"]);
     }
 }
