@@ -11,6 +11,8 @@
 
 use std::borrow::Cow;
 
+use crate::projection::Keys;
+
 /// Where a parent row is stored: its key, escaped if it starts with NUL.
 pub fn parent_key(key: &str) -> Cow<'_, str> {
     if key.starts_with('\0') {
@@ -34,7 +36,40 @@ pub fn child_key(parent: &str, child: &str) -> String {
 
 /// The common start of every child key of `parent`, for a prefix scan.
 pub fn child_prefix(parent: &str) -> String {
-    format!("\0{}:{parent}", parent.len())
+    let mut digits = [0u8; 20];
+    let len = decimal(parent.len(), &mut digits);
+    let mut k = String::with_capacity(2 + len.len() + parent.len());
+    k.push('\0');
+    k.push_str(len);
+    k.push(':');
+    k.push_str(parent);
+    k
+}
+
+/// Adds the key of `parent`'s child `child` (its parts after the prefix) to
+/// `keys`, without building it apart first: views list one per record.
+pub fn push_child(keys: &mut Keys, parent: &str, child: &[&str]) {
+    let mut digits = [0u8; 20];
+    let len = decimal(parent.len(), &mut digits);
+    let mut parts: [&str; 8] = [""; 8];
+    parts[..4].copy_from_slice(&["\0", len, ":", parent]);
+    let n = 4 + child.len().min(4);
+    parts[4..n].copy_from_slice(&child[..n - 4]);
+    keys.push_parts(&parts[..n]);
+}
+
+/// `n` in decimal, written into `buf`.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
 }
 
 /// True for a stored parent key, false for a child's.
@@ -72,6 +107,17 @@ mod tests {
                 assert!(keys.insert(k), "{p:?} {c:?}");
             }
         }
+    }
+
+    #[test]
+    fn pushed_child_keys_are_the_child_keys() {
+        let mut keys = Keys::default();
+        for (p, c) in [("", ""), ("s1", "w1"), ("a".repeat(1234).as_str(), "x")] {
+            keys.clear();
+            push_child(&mut keys, p, &["w", c]);
+            assert_eq!(keys.get(0), child_key(p, &format!("w{c}")));
+        }
+        assert_eq!(child_prefix("abc"), "\u{0}3:abc");
     }
 
     #[test]

@@ -174,10 +174,10 @@ impl Projection for ExceptionGroupView {
                 let group = group_key(&p.stage_id, &p.exception_type, &p.message);
                 keys.push(&child_rows::parent_key(&group));
                 if let Some(w) = &p.worker_id {
-                    keys.push(&worker_key(&group, w));
+                    child_rows::push_child(keys, &group, &["w", w]);
                 }
                 if let Some(s) = &p.split_id {
-                    keys.push(&split_key(&group, s));
+                    child_rows::push_child(keys, &group, &["s", s]);
                 }
             }
         }

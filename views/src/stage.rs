@@ -128,7 +128,7 @@ impl StageRow {
     }
 
     fn mark_running(&mut self, ts: f64) {
-        if self.status != COMPLETED {
+        if self.status != COMPLETED && self.status != RUNNING {
             self.status = RUNNING.to_owned();
         }
         self.start_time = Some(self.start_time.map_or(ts, |s| s.min(ts)));
@@ -264,7 +264,7 @@ impl Projection for StageView {
             keys.push(&stage_key(id));
         }
         if let ([stage], true) = (ids.as_slice(), is_worker_report(msg)) {
-            keys.push(&share_key(stage, &msg.source_id));
+            child_rows::push_child(keys, stage, &[&msg.source_id]);
         }
     }
 
