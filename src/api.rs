@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 use sundial_views::checkpoints::{CheckpointView, SUMMARY_KEY};
-use sundial_views::child_rows::{parent_key, unescape};
+use sundial_views::child_rows::parent_key;
 use sundial_views::dead_letters::DeadLetterView;
 use sundial_views::exception_groups::{member_prefixes, ExceptionGroupRow, ExceptionGroupView};
 use sundial_views::exceptions::ExceptionView;
@@ -445,13 +445,7 @@ pub async fn exceptions(store: &ViewStore, p: &Params) -> ApiResult {
 
 /// Exception totals by type and the groups, most frequent first.
 pub async fn exception_summary(store: &ViewStore) -> ApiResult {
-    let mut groups = Vec::new();
-    store
-        .visit_parents::<ExceptionGroupView>(|key, g| {
-            groups.push((unescape(key).to_owned(), g));
-            true
-        })
-        .await?;
+    let groups = store.parents::<ExceptionGroupView>().await?;
     let mut members = Vec::with_capacity(groups.len());
     for (key, g) in &groups {
         let (workers, splits) = member_prefixes(key);
@@ -667,14 +661,7 @@ pub async fn snapshot(store: &ViewStore) -> ApiResult {
     }
     out.insert("stage_metrics".into(), Value::Object(metrics));
     let newest = store.job().await?.newest_event_time;
-    let mut workers = Vec::new();
-    store
-        .visit_parents::<WorkerView>(|k, w| {
-            workers.push((unescape(k).to_owned(), w));
-            true
-        })
-        .await?;
-    for (id, w) in workers {
+    for (id, w) in store.parents::<WorkerView>().await? {
         let events = history(store, &w).await?;
         workers_by_id.insert(id, worker_json(&w, newest, Some(&events)));
     }

@@ -227,6 +227,18 @@ impl ViewStore {
         Ok(())
     }
 
+    /// Every parent row of view `P` with the key it stands for (unescaped,
+    /// see `child_rows`), in key order, child rows left out unread.
+    pub async fn parents<P: Projection>(&self) -> Result<Vec<(String, P::Row)>> {
+        let mut out = Vec::new();
+        self.visit_parents::<P>(|key, row| {
+            out.push((sundial_views::child_rows::unescape(key).to_owned(), row));
+            true
+        })
+        .await?;
+        Ok(out)
+    }
+
     /// Visits the rows of view `P` with keys in `[start, end)` (whole
     /// storage keys), in key order, until `visit` returns false; returns
     /// false when it did.

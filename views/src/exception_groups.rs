@@ -372,7 +372,6 @@ mod tests {
     #[test]
     fn members_stored_inside_an_older_group_row_move_out_and_count_once() {
         use crate::projection::encode_row;
-        use crate::projector::Projector;
         let key = "s1\u{1f}E\u{1f}x <n>";
         let old = ExceptionGroupRow {
             stage_id: "s1".into(),
@@ -386,22 +385,11 @@ mod tests {
             ..ExceptionGroupRow::default()
         };
         assert_eq!((old.worker_count(), old.split_count()), (2, 1));
-        let mut p = Projector::new(false);
-        p.load("exception_group", key, Some(&encode_row(&old)))
-            .unwrap();
         let later = [
             exception("w2", "s1", 3.0, 5, "E", "x 3").with("split_id", serde_json::json!("sp1")),
             exception("w3", "s1", 4.0, 1, "E", "x 4").with("split_id", serde_json::json!("sp2")),
         ];
-        for (i, ev) in later.iter().enumerate() {
-            apply(&mut p, 10 + i as u64, ev);
-        }
-        let mut rows = std::collections::BTreeMap::new();
-        p.drain_dirty(&mut |view, k, bytes| {
-            if view == "exception_group" {
-                rows.insert(k.to_owned(), bytes);
-            }
-        });
+        let rows = over_stored("exception_group", &[(key, encode_row(&old))], 10, &later);
         let grp: ExceptionGroupRow = crate::projection::decode_row(&rows[key]).unwrap();
         assert_eq!(grp.count, 4);
         // w2 and sp1 moved out, w1 stays inline; w3 and sp2 are new.

@@ -697,12 +697,7 @@ mod tests {
         assert_eq!(rows.iter().filter(|(k, _)| is_stage_key(k)).count(), 1);
         let g = g.then(&[worker_metrics("worker_00007", "s1", 3.0, 3, 15, 9)]);
         let share_7 = share_key("s1", "worker_00007");
-        let changed: Vec<&str> = g
-            .changed()
-            .into_iter()
-            .filter(|(v, _)| *v == "stage")
-            .map(|(_, k)| k)
-            .collect();
+        let changed = g.changed_in::<StageView>();
         assert_eq!(changed, [share_7.as_str(), "s1"]);
         assert_eq!(stage(&g, "s1").input_total(), 20_005);
     }
@@ -724,7 +719,6 @@ mod tests {
     #[test]
     fn shares_stored_inside_an_older_stage_row_move_out_exactly() {
         use crate::projection::encode_row;
-        use crate::projector::Projector;
         // A stage row as stored before shares had rows of their own: w1
         // stopped with 10 records, w2 running with 5.
         let mut old = StageRow::default();
@@ -744,21 +738,11 @@ mod tests {
         (old.processed_count, old.running_workers) = (now.processed_count, now.running_workers);
         assert_eq!(totals(&old), (15, 15, 15, 1, 2));
 
-        let mut p = Projector::new(false);
-        p.load("stage", "s1", Some(&encode_row(&old))).unwrap();
         let later = [
             worker_metrics("w2", "s1", 3.0, 2, 8, 7),
             worker_started("w3", "s1", 3.0, 1),
         ];
-        for (i, ev) in later.iter().enumerate() {
-            apply(&mut p, 10 + i as u64, ev);
-        }
-        let mut rows = std::collections::BTreeMap::new();
-        p.drain_dirty(&mut |view, key, bytes| {
-            if view == "stage" {
-                rows.insert(key.to_owned(), bytes);
-            }
-        });
+        let rows = over_stored("stage", &[("s1", encode_row(&old))], 10, &later);
         let decode = |k: &str| -> StageRow { crate::projection::decode_row(&rows[k]).unwrap() };
         let s = decode("s1");
         // w2 moved out to its own row, w1 (silent) stays inside, w3 is new.

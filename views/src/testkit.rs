@@ -281,6 +281,31 @@ pub fn apply(projector: &mut Projector, seq: u64, ev: &Ev) -> Outcome {
     }
 }
 
+/// Feeds `events` (log sequences from `first`) to a projector over a store
+/// holding the `stored` rows of view `view` (as older code wrote them), and
+/// returns the rows of that view the events changed, by key.
+pub fn over_stored(
+    view: &'static str,
+    stored: &[(&str, Vec<u8>)],
+    first: u64,
+    events: &[Ev],
+) -> BTreeMap<String, Vec<u8>> {
+    let mut p = Projector::new(false);
+    for (key, bytes) in stored {
+        p.load(view, key, Some(bytes)).expect("stored row decodes");
+    }
+    for (i, ev) in events.iter().enumerate() {
+        apply(&mut p, first + i as u64, ev);
+    }
+    let mut rows = BTreeMap::new();
+    p.drain_dirty(&mut |v, key, bytes| {
+        if v == view {
+            rows.insert(key.to_owned(), bytes);
+        }
+    });
+    rows
+}
+
 impl Given {
     /// Feeds more records; `changed` then lists the rows whose bytes these changed.
     pub fn then(mut self, events: &[Ev]) -> Given {
@@ -336,6 +361,16 @@ impl Given {
     /// What happened to each record, in order.
     pub fn outcomes(&self) -> &[Outcome] {
         &self.outcomes
+    }
+
+    /// Keys of the rows of view `P` whose bytes the last `given` / `then`
+    /// changed, in key order.
+    pub fn changed_in<P: Projection>(&self) -> Vec<&str> {
+        self.changed
+            .iter()
+            .filter(|(v, _)| *v == P::NAME)
+            .map(|(_, k)| k.as_str())
+            .collect()
     }
 
     /// Rows (view, key) whose bytes the last `given` / `then` changed.
