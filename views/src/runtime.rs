@@ -46,6 +46,9 @@ struct Slot<R> {
     row: R,
     dirty: bool,
     used: u64,
+    /// Listed by `Keys::push_fresh`: no later record lists it again, so it
+    /// leaves the cache once stored.
+    fresh: bool,
 }
 
 /// A projection plus the cache of its rows.
@@ -64,6 +67,8 @@ pub struct ViewCache<P: Projection> {
     /// Hashes of keys evicted from a complete cache: only these may need loading.
     evicted: HashSet<u64, BuildFx>,
     generation: u64,
+    /// Fresh rows in the cache (see `Slot::fresh`).
+    fresh_cached: usize,
 }
 
 impl<P: Projection> ViewCache<P> {
@@ -80,6 +85,7 @@ impl<P: Projection> ViewCache<P> {
             complete,
             evicted: HashSet::default(),
             generation: 1,
+            fresh_cached: 0,
         }
     }
 
@@ -104,12 +110,15 @@ impl<P: Projection> ViewCache<P> {
                     // Not loaded: either new (complete cache or append-only
                     // view) or the engine skipped loading; both start empty.
                     let p = self.slots.len();
+                    let fresh = self.keys.is_fresh(i);
+                    self.fresh_cached += usize::from(fresh);
                     self.index.insert(key.into(), p);
                     self.slots.push(Slot {
                         key: key.into(),
                         row: P::Row::default(),
                         dirty: false,
                         used: 0,
+                        fresh,
                     });
                     p
                 }
@@ -218,6 +227,7 @@ impl<P: Projection> DynView for ViewCache<P> {
             row,
             dirty: false,
             used: self.generation,
+            fresh: false,
         });
         Ok(())
     }
@@ -241,11 +251,14 @@ impl<P: Projection> DynView for ViewCache<P> {
     }
 
     fn evict(&mut self, max_rows: usize) {
-        if self.slots.len() <= max_rows {
+        let over = self.slots.len() > max_rows;
+        if !over && self.fresh_cached == 0 {
             return;
         }
-        // Keep the rows used most recently, dropping the rest.
+        // Keep the rows used most recently, dropping the rest; fresh rows
+        // once stored go whatever room is left.
         let keep_from = match max_rows / 2 {
+            _ if !over => 0,
             // Room for none: keep only the rows not yet drained.
             0 => u64::MAX,
             keep => {
@@ -262,7 +275,7 @@ impl<P: Projection> DynView for ViewCache<P> {
             .slots
             .iter()
             .map(|s| {
-                if s.dirty || s.used >= keep_from {
+                if s.dirty || (!s.fresh && s.used >= keep_from) {
                     next += 1;
                     next - 1
                 } else {
@@ -270,10 +283,11 @@ impl<P: Projection> DynView for ViewCache<P> {
                 }
             })
             .collect();
-        let (complete, evicted) = (self.complete, &mut self.evicted);
+        let (complete, evicted, slots) = (self.complete, &mut self.evicted, &self.slots);
         self.index.retain(|key, pos| match moved[*pos] {
             usize::MAX => {
-                if complete {
+                // A fresh row is never asked for again: nothing to load later.
+                if complete && !slots[*pos].fresh {
                     evicted.insert(key_hash(key));
                 }
                 false
@@ -291,6 +305,7 @@ impl<P: Projection> DynView for ViewCache<P> {
         for pos in &mut self.dirty {
             *pos = moved[*pos];
         }
+        self.fresh_cached = self.slots.iter().filter(|s| s.fresh).count();
     }
 
     fn cached(&self) -> usize {
@@ -365,6 +380,26 @@ mod tests {
             let store = run_with_store(&evs, max_rows);
             assert_eq!(&store, complete.bytes(), "max_rows {max_rows}");
         }
+    }
+
+    #[test]
+    fn fresh_rows_leave_the_cache_once_stored_and_never_need_loading() {
+        let evs: Vec<Ev> = (0..500u64)
+            .map(|i| exception("w1", "s1", i as f64, i + 1, "E", "boom"))
+            .collect();
+        let mut p = Projector::new(true);
+        let store = run_from(Projector::new(true), &evs, 100_000);
+        assert_eq!(&store, given(&evs).bytes());
+        for (i, ev) in evs.iter().enumerate() {
+            apply(&mut p, i as u64 + 1, ev);
+        }
+        p.drain_dirty(&mut |_, _, _| {});
+        let before = p.cached();
+        p.evict(100_000);
+        // The 500 history entries went; the worker's and the rest stayed,
+        // and nothing was marked as needing a load.
+        assert_eq!(before - p.cached(), 500);
+        assert!(!p.may_miss());
     }
 
     #[test]
