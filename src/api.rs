@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sundial_views::checkpoints::{CheckpointView, SUMMARY_KEY};
 use sundial_views::child_rows::parent_key;
 use sundial_views::dead_letters::DeadLetterView;
-use sundial_views::exception_groups::{member_prefixes, ExceptionGroupRow, ExceptionGroupView};
+use sundial_views::exception_groups::{ExceptionGroupRow, ExceptionGroupView, Members};
 use sundial_views::exceptions::ExceptionView;
 use sundial_views::job::JobRow;
 use sundial_views::lineage::LineageView;
@@ -445,31 +445,30 @@ pub async fn exceptions(store: &ViewStore, p: &Params) -> ApiResult {
 
 /// Exception totals by type and the groups, most frequent first.
 pub async fn exception_summary(store: &ViewStore) -> ApiResult {
-    let groups = store.parents::<ExceptionGroupView>().await?;
-    let mut members = Vec::with_capacity(groups.len());
-    for (key, g) in &groups {
-        let (workers, splits) = member_prefixes(key);
-        let (mut w, mut s) = (g.workers.clone(), g.splits.clone());
-        for (prefix, into) in [(workers, &mut w), (splits, &mut s)] {
-            store
-                .visit::<ExceptionGroupView>(&prefix, |k, _| {
-                    into.insert(k[prefix.len()..].to_owned());
-                    true
-                })
-                .await?;
-        }
-        members.push((w, s));
-    }
+    let mut groups = Vec::new();
+    store
+        .visit::<ExceptionGroupView>("", |key, g| {
+            groups.push((key.to_owned(), g));
+            true
+        })
+        .await?;
+    // Each group's workers and splits, from the (never trimmed) records.
+    let mut members = Members::default();
+    store
+        .visit::<ExceptionView>("", |_, e| {
+            members.add(&e);
+            true
+        })
+        .await?;
     let groups: Vec<ExceptionGroupRow> = groups
         .into_iter()
-        .zip(members)
-        // Every member in the sets now: the counts are their sizes.
-        .map(|((_, g), (workers, splits))| ExceptionGroupRow {
-            workers,
-            splits,
-            worker_total: 0,
-            split_total: 0,
-            ..g
+        .map(|(key, g)| {
+            let (workers, splits) = members.take(&key);
+            ExceptionGroupRow {
+                workers,
+                splits,
+                ..g
+            }
         })
         .collect();
     let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
@@ -484,14 +483,8 @@ pub async fn exception_summary(store: &ViewStore) -> ApiResult {
         .into_iter()
         .map(|g| {
             let mut v = serde_json::to_value(g).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                // Storage bookkeeping: the counts below say it.
-                for inner in ["worker_total", "split_total", "member"] {
-                    o.remove(inner);
-                }
-            }
-            v["worker_count"] = json!(g.worker_count());
-            v["split_count"] = json!(g.split_count());
+            v["worker_count"] = json!(g.workers.len());
+            v["split_count"] = json!(g.splits.len());
             v
         })
         .collect();

@@ -198,7 +198,7 @@ pub fn views_for(route: &str) -> &'static [&'static str] {
         "stage_metrics" => &["job", "metrics"],
         "workers" | "stage_workers" | "worker" => &["job", "worker"],
         "exceptions" => &["exception"],
-        "exception_summary" => &["exception_group"],
+        "exception_summary" => &["exception_group", "exception"],
         "lineage" | "split" => &["lineage"],
         "checkpoints" => &["checkpoint"],
         "timeline" => &["timeline"],

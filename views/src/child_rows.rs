@@ -1,5 +1,5 @@
 //! Keys for rows that belong to another row of the same view: a stage's
-//! per-worker shares, an exception group's workers and splits. Kept as rows
+//! per-worker shares, a worker's history entries. Kept as rows
 //! of their own so a busy parent is not rewritten whole, with every child,
 //! in every batch that touches it.
 //!

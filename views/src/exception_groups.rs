@@ -3,17 +3,19 @@
 //! splits it hit. Normalising replaces numbers and hex ids, so "row 17" and
 //! "row 18" are one group.
 //!
-//! Each worker and split a group hit is a row of its own, a child of the
-//! group's row (`child_rows`): during an exception storm a group hits tens
-//! of thousands of splits, and a group row holding them all was rewritten
-//! whole in every batch.
+//! The workers and splits a group hit are not stored with it: during an
+//! exception storm a group hits tens of thousands of splits, and a group
+//! row holding them all was rewritten whole in every batch (rows of their
+//! own cost as much again per exception as the exception record). They are
+//! derived when read from the exception records, which are never trimmed
+//! and name both ([`Members`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::child_rows;
 use crate::event::Payload;
+use crate::exceptions::ExceptionRow;
 use crate::projection::{Input, Keys, Projection};
 
 /// Longest normalised message kept in a group key.
@@ -32,28 +34,11 @@ pub struct ExceptionGroupRow {
     /// A message and stack trace of the first occurrence (by event time).
     pub sample_message: String,
     pub sample_stacktrace: String,
-    /// Workers and splits kept inside the group row, as rows stored before
-    /// they had rows of their own hold them; each moves to its own row the
-    /// next time it is hit. Empty in new rows.
+    /// Filled only in rows stored before members were derived from the
+    /// exception records (see [`Members`]); empty in new rows, and never
+    /// read: the records hold every member these name.
     pub workers: BTreeSet<String>,
     pub splits: BTreeSet<String>,
-    /// Workers and splits hit, besides those still in `workers` / `splits`.
-    pub worker_total: u64,
-    pub split_total: u64,
-    /// Set only in a member row ([`worker_key`], [`split_key`]).
-    pub member: bool,
-}
-
-impl ExceptionGroupRow {
-    /// How many workers this group hit.
-    pub fn worker_count(&self) -> u64 {
-        self.worker_total + self.workers.len() as u64
-    }
-
-    /// How many splits this group hit.
-    pub fn split_count(&self) -> u64 {
-        self.split_total + self.splits.len() as u64
-    }
 }
 
 /// The key of a group: stage, type and normalised message.
@@ -64,30 +49,28 @@ pub fn group_key(stage_id: &str, exception_type: &str, message: &str) -> String 
     )
 }
 
-/// Key of the row of worker `worker` in the group keyed `group`.
-pub fn worker_key(group: &str, worker: &str) -> String {
-    child_rows::child_key(group, &format!("w{worker}"))
+/// The workers and splits each group hit, gathered from exception records.
+#[derive(Debug, Default)]
+pub struct Members {
+    by_group: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
 }
 
-/// Key of the row of split `split` in the group keyed `group`.
-pub fn split_key(group: &str, split: &str) -> String {
-    child_rows::child_key(group, &format!("s{split}"))
-}
+impl Members {
+    /// Counts one exception record towards its group.
+    pub fn add(&mut self, e: &ExceptionRow) {
+        let key = group_key(&e.stage_id, &e.exception_type, &e.message);
+        let (workers, splits) = self.by_group.entry(key).or_default();
+        if let Some(w) = &e.worker_id {
+            workers.insert(w.clone());
+        }
+        if let Some(s) = &e.split_id {
+            splits.insert(s.clone());
+        }
+    }
 
-/// The common start of the keys of the group's worker rows, then its split
-/// rows: a prefix scan lists them in id order.
-pub fn member_prefixes(group: &str) -> (String, String) {
-    (worker_key(group, ""), split_key(group, ""))
-}
-
-/// Counts a member (worker or split) of a group once: `row` is its member
-/// row; `inner` the group row's inline set of members stored before.
-fn join(row: &mut ExceptionGroupRow, inner: &mut BTreeSet<String>, id: &str, total: &mut u64) {
-    if !row.member {
-        row.member = true;
-        // One stored inline before moves out here: still counted once.
-        inner.remove(id);
-        *total += 1;
+    /// The workers and splits of the group keyed `group`, each in id order.
+    pub fn take(&mut self, group: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+        self.by_group.remove(group).unwrap_or_default()
     }
 }
 
@@ -171,14 +154,7 @@ impl Projection for ExceptionGroupView {
     fn keys(&self, input: &Input, keys: &mut Keys) {
         if let Some(msg) = input.applied() {
             if let Payload::Exception(p) = &msg.payload {
-                let group = group_key(&p.stage_id, &p.exception_type, &p.message);
-                keys.push(&child_rows::parent_key(&group));
-                if let Some(w) = &p.worker_id {
-                    child_rows::push_child(keys, &group, &["w", w]);
-                }
-                if let Some(s) = &p.split_id {
-                    child_rows::push_child(keys, &group, &["s", s]);
-                }
+                keys.push(&group_key(&p.stage_id, &p.exception_type, &p.message));
             }
         }
     }
@@ -188,7 +164,7 @@ impl Projection for ExceptionGroupView {
         let Payload::Exception(p) = &msg.payload else {
             return;
         };
-        let (g, members) = rows.split_first_mut().expect("one key at least");
+        let g = &mut rows[0];
         let ts = msg.timestamp;
         if g.count == 0 {
             g.stage_id = p.stage_id.to_string();
@@ -202,34 +178,24 @@ impl Projection for ExceptionGroupView {
         }
         g.last_seen = Some(g.last_seen.map_or(ts, |l| l.max(ts)));
         g.count += 1;
-        // Member rows in the order `keys` listed them.
-        let mut members = members.iter_mut();
-        if let (Some(w), Some(row)) = (&p.worker_id, members.next()) {
-            join(row, &mut g.workers, w, &mut g.worker_total);
-        }
-        if let (Some(s), Some(row)) = (&p.split_id, members.next()) {
-            join(row, &mut g.splits, s, &mut g.split_total);
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{member_prefixes, normalize_message, ExceptionGroupRow, ExceptionGroupView};
-    use crate::child_rows::is_parent_key;
+    use super::{normalize_message, ExceptionGroupView, Members};
+    use crate::exceptions::ExceptionView;
     use crate::testkit::*;
 
-    /// The group's workers and splits, from its member rows.
+    /// The group's workers and splits, as the API derives them from the
+    /// exception records.
     fn members(g: &Given, group: &str) -> (Vec<String>, Vec<String>) {
-        let (w, s) = member_prefixes(group);
-        let rows = g.rows::<ExceptionGroupView>();
-        let under = |p: &str| -> Vec<String> {
-            rows.iter()
-                .filter(|(k, r)| k.starts_with(p) && r.member)
-                .map(|(k, _)| k[p.len()..].to_owned())
-                .collect()
-        };
-        (under(&w), under(&s))
+        let mut m = Members::default();
+        for (_, e) in g.rows::<ExceptionView>() {
+            m.add(&e);
+        }
+        let (w, s) = m.take(group);
+        (w.into_iter().collect(), s.into_iter().collect())
     }
 
     #[test]
@@ -299,8 +265,7 @@ mod tests {
             exception("w1", "s1", 15.0, 3, "KeyError", "bad row 1"),
             exception("w1", "s1", 15.0, 4, "ValueError", "missing column"),
         ]);
-        let groups = g.rows::<ExceptionGroupView>();
-        assert_eq!(groups.iter().filter(|(k, _)| is_parent_key(k)).count(), 4);
+        assert_eq!(g.rows::<ExceptionGroupView>().len(), 4);
         let key = "s1\u{1f}ValueError\u{1f}bad row <n>";
         let grp = g.row::<ExceptionGroupView>(key);
         assert_eq!(grp.stage_id, "s1");
@@ -319,7 +284,6 @@ mod tests {
                 vec!["sp1".into(), "sp2".into()]
             )
         );
-        assert_eq!((grp.worker_count(), grp.split_count()), (2, 2));
         assert!(grp.workers.is_empty() && grp.splits.is_empty());
         assert_eq!(
             g.row::<ExceptionGroupView>("s2\u{1f}ValueError\u{1f}bad row <n>")
@@ -341,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn a_storm_leaves_the_group_row_small_and_counts_each_member_once() {
+    fn a_storm_leaves_the_group_row_small_and_its_members_come_from_the_records() {
         let mut events = Vec::new();
         for i in 0..3000u64 {
             let w = format!("w{}", i % 7);
@@ -361,41 +325,15 @@ mod tests {
         let key = "s1\u{1f}ValueError\u{1f}bad row <n>";
         let grp = g.row::<ExceptionGroupView>(key);
         assert_eq!(grp.count, 3000);
-        assert_eq!((grp.worker_count(), grp.split_count()), (7, 1000));
         let bytes = crate::projection::encode_row(&grp).len();
         assert!(bytes < 300, "group row of {bytes} bytes");
         let (w, s) = members(&g, key);
         assert_eq!((w.len(), s.len()), (7, 1000));
-        assert_eq!(s[0], "split-0");
-    }
-
-    #[test]
-    fn members_stored_inside_an_older_group_row_move_out_and_count_once() {
-        use crate::projection::encode_row;
-        let key = "s1\u{1f}E\u{1f}x <n>";
-        let old = ExceptionGroupRow {
-            stage_id: "s1".into(),
-            exception_type: "E".into(),
-            normalized_message: "x <n>".into(),
-            count: 2,
-            first_seen: Some(1.0),
-            last_seen: Some(2.0),
-            workers: ["w1".to_owned(), "w2".to_owned()].into(),
-            splits: ["sp1".to_owned()].into(),
-            ..ExceptionGroupRow::default()
-        };
-        assert_eq!((old.worker_count(), old.split_count()), (2, 1));
-        let later = [
-            exception("w2", "s1", 3.0, 5, "E", "x 3").with("split_id", serde_json::json!("sp1")),
-            exception("w3", "s1", 4.0, 1, "E", "x 4").with("split_id", serde_json::json!("sp2")),
-        ];
-        let rows = over_stored("exception_group", &[(key, encode_row(&old))], 10, &later);
-        let grp: ExceptionGroupRow = crate::projection::decode_row(&rows[key]).unwrap();
-        assert_eq!(grp.count, 4);
-        // w2 and sp1 moved out, w1 stays inline; w3 and sp2 are new.
-        assert_eq!(grp.workers.iter().collect::<Vec<_>>(), ["w1"]);
-        assert!(grp.splits.is_empty());
-        assert_eq!((grp.worker_count(), grp.split_count()), (3, 2));
-        assert_eq!(rows.len(), 5, "the group and four member rows");
+        assert_eq!((w[0].as_str(), s[0].as_str()), ("w0", "split-0"));
+        // Another group's records stay out of it.
+        assert_eq!(
+            members(&g, "s1\u{1f}KeyError\u{1f}bad row <n>"),
+            (vec![], vec![])
+        );
     }
 }
