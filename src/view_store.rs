@@ -130,9 +130,8 @@ pub struct ViewStore {
     /// The attempt's identity.
     pub meta: AttemptMeta,
     closer: Option<Arc<CloseOnDrop>>,
-    /// The stage rows as of a log offset: every job answer needs them, and
-    /// a long job's stage rows (each worker's contributions) are costly to
-    /// decode, while a finished job's never change.
+    /// The stage rows as of a log offset: every job answer needs them,
+    /// and a finished job's never change.
     stages: Arc<std::sync::Mutex<Option<StagesAt>>>,
 }
 
