@@ -5,9 +5,9 @@
 //! zeroes or regresses it.
 //!
 //! Each worker's share of those sums is a row of its own, a child of the
-//! stage's row ([`share_key`]), not a map inside the stage row: a stage row then stays a
-//! few hundred bytes however many workers the stage had, instead of being
-//! rewritten whole, every worker included, in every batch that touched it.
+//! stage's row ([`share_key`]), not a map inside the stage row: a stage row
+//! then no longer grows with its workers, nor is it rewritten whole, every
+//! worker included, in every batch that touched it.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -43,11 +43,6 @@ pub fn stage_key(stage_id: &str) -> Cow<'_, str> {
 /// of the stage's row (see `child_rows`).
 pub fn share_key(stage_id: &str, worker: &str) -> String {
     child_rows::child_key(stage_id, worker)
-}
-
-/// True for the key of a stage's own row, false for a worker's share.
-pub fn is_stage_key(key: &str) -> bool {
-    child_rows::is_parent_key(key)
 }
 
 /// The latest `stage_metrics` report of the stage itself.
@@ -154,12 +149,14 @@ impl StageRow {
 
     /// Updates one worker's share, held in `holder` (its share row), keeping
     /// the sums exact. A share still inside an older stage row moves out.
+    /// Without a holder (`keys` always lists one) nothing changes.
     fn contribute(
         &mut self,
-        holder: &mut StageRow,
+        holder: Option<&mut StageRow>,
         worker: &str,
         f: impl FnOnce(&mut Contribution),
     ) {
+        let Some(holder) = holder else { return };
         let (before, was_running) = match (holder.share, self.workers.remove(worker)) {
             (Some(c), _) => (c, !c.stopped),
             (None, Some(c)) => {
@@ -289,9 +286,8 @@ impl Projection for StageView {
         }
         let (row, rest) = rows.split_first_mut().expect("one key at least");
         row.init(msg.stage_id().unwrap_or_default());
-        // The worker's share row, listed second by `keys`.
-        let mut scratch = StageRow::default();
-        let holder = rest.first_mut().unwrap_or(&mut scratch);
+        // The worker's share row, listed second by `keys` for worker reports.
+        let holder = rest.first_mut();
         match &msg.payload {
             Payload::StageStarted(p) => {
                 row.mark_running(ts);
@@ -376,9 +372,9 @@ mod tests {
     use serde_json::json;
 
     use super::{
-        is_stage_key, share_key, stage_key, Contribution, StageRow, StageView, COMPLETED, PENDING,
-        RUNNING,
+        share_key, stage_key, Contribution, StageRow, StageView, COMPLETED, PENDING, RUNNING,
     };
+    use crate::child_rows::is_parent_key;
     use crate::testkit::*;
 
     fn stage(g: &Given, id: &str) -> StageRow {
@@ -694,7 +690,8 @@ mod tests {
         // with its report.
         let rows = g.rows::<StageView>();
         assert_eq!(rows.len(), 2001);
-        assert_eq!(rows.iter().filter(|(k, _)| is_stage_key(k)).count(), 1);
+        let stage_rows = rows.iter().filter(|(k, _)| is_parent_key(k));
+        assert_eq!(stage_rows.count(), 1);
         let g = g.then(&[worker_metrics("worker_00007", "s1", 3.0, 3, 15, 9)]);
         let share_7 = share_key("s1", "worker_00007");
         let changed = g.changed_in::<StageView>();
