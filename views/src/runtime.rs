@@ -270,12 +270,13 @@ impl<P: Projection> DynView for ViewCache<P> {
         // Where each kept row moves to (`usize::MAX`: dropped). The index
         // keeps its keys and table: only positions change and dropped keys
         // go, instead of a new index of cloned keys (twice the time).
-        let mut next = 0;
+        let (mut next, mut kept_fresh) = (0, 0);
         let moved: Vec<usize> = self
             .slots
             .iter()
             .map(|s| {
                 if s.dirty || (!s.fresh && s.used >= keep_from) {
+                    kept_fresh += usize::from(s.fresh);
                     next += 1;
                     next - 1
                 } else {
@@ -305,7 +306,7 @@ impl<P: Projection> DynView for ViewCache<P> {
         for pos in &mut self.dirty {
             *pos = moved[*pos];
         }
-        self.fresh_cached = self.slots.iter().filter(|s| s.fresh).count();
+        self.fresh_cached = kept_fresh;
     }
 
     fn cached(&self) -> usize {
