@@ -154,6 +154,7 @@ fn start_daemon(
         linger: project::DEFAULT_LINGER,
         exit_after_end: None,
         lease_interval: crate::lease::DEFAULT_INTERVAL,
+        flush_interval: storage.default_flush_interval(),
     };
     // Its own runtime on its own threads, as in the `project` command.
     let task = std::thread::spawn(move || {

@@ -106,9 +106,17 @@ pub struct ProjectArgs {
     /// Extra librdkafka property, key=value (repeatable).
     #[arg(long = "kafka-property")]
     pub kafka_property: Vec<String>,
-    /// Lease heartbeat in ms: a restart after a crash waits three of them.
-    #[arg(long, default_value_t = 1000, hide = true)]
-    pub lease_ms: u64,
+    /// Milliseconds between making written batches durable (default 100 on
+    /// local disk, 1000 on S3, where each is a PUT request while records
+    /// flow). Live views are visible at once either way and a crash loses
+    /// nothing (what was not durable is read again from the broker); a
+    /// separate `sundial serve` sees the job up to this much later.
+    #[arg(long)]
+    pub flush_ms: Option<u64>,
+    /// Lease heartbeat in ms (default 1000 on local disk, 5000 on S3; each
+    /// is one object write): a restart after a crash waits three of them.
+    #[arg(long)]
+    pub lease_ms: Option<u64>,
 }
 
 /// `sundial replay`: from a file, a topic or an attempt's log into a new

@@ -38,6 +38,14 @@ pub async fn project(a: ProjectArgs) -> Result<()> {
         extra.push((k.to_owned(), v.to_owned()));
     }
     let topic = a.topic.unwrap_or_else(|| format!("{}_state", a.job));
+    let flush_interval = a.flush_ms.map_or_else(
+        || storage.default_flush_interval(),
+        |ms| Duration::from_millis(ms.max(1)),
+    );
+    let lease_interval = a.lease_ms.map_or_else(
+        || crate::lease::default_interval(&storage),
+        |ms| Duration::from_millis(ms.max(50)),
+    );
     let opts = ProjectOptions {
         kafka: KafkaConfig {
             brokers: a.brokers,
@@ -55,7 +63,8 @@ pub async fn project(a: ProjectArgs) -> Result<()> {
         linger: Duration::from_millis(a.linger_ms),
         exit_after_end: (a.exit_after_end_secs > 0.0)
             .then(|| Duration::from_secs_f64(a.exit_after_end_secs)),
-        lease_interval: Duration::from_millis(a.lease_ms.max(50)),
+        lease_interval,
+        flush_interval,
     };
     let (attempt, summary) = crate::project::run(opts, shutdown_signal()).await?;
     println!("job={} attempt={attempt} {summary}", a.job);

@@ -73,6 +73,8 @@ fn records_in(brokers: &str, topic: &str) -> Result<i64> {
 /// Ctrl-C.
 pub async fn run(a: &DemoArgs, brokers: &str, job: &str) -> Result<()> {
     let storage = Storage::from_url(&a.storage)?;
+    let flush_interval = storage.default_flush_interval();
+    let lease_interval = crate::lease::default_interval(&storage);
     let topic = format!("{job}_state");
     ensure_topic(brokers, &topic).await?;
     let already = records_in(brokers, &topic)?;
@@ -121,7 +123,8 @@ pub async fn run(a: &DemoArgs, brokers: &str, job: &str) -> Result<()> {
         batch_max: DEFAULT_BATCH_MAX,
         linger: Duration::from_millis(5),
         exit_after_end: (!serve).then_some(QUIET_EXIT),
-        lease_interval: Duration::from_secs(1),
+        lease_interval,
+        flush_interval,
     };
     let (attempt, summary) = project::run(opts, crate::commands::shutdown_signal()).await?;
     println!(

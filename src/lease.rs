@@ -18,8 +18,21 @@ use crate::storage::Storage;
 
 /// The lease object's name inside the attempt's folder.
 pub const LEASE_OBJECT: &str = "projector.lease";
-/// Default heartbeat interval.
+/// Default heartbeat interval on local disk.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default heartbeat interval on S3, where each beat is a PUT (and a GET)
+/// for as long as the projector runs, busy or idle: ~17 k PUTs a day
+/// instead of ~86 k, for a takeover after a crash 15 s later instead of 3.
+pub const REMOTE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The default heartbeat interval for `storage`.
+pub fn default_interval(storage: &Storage) -> Duration {
+    if storage.is_remote() {
+        REMOTE_INTERVAL
+    } else {
+        DEFAULT_INTERVAL
+    }
+}
 /// Heartbeats a contender waits for before calling a lease stale.
 const STALE_BEATS: u32 = 3;
 
@@ -33,6 +46,10 @@ pub struct LeaseInfo {
     /// Increases with every heartbeat.
     pub beat: u64,
     pub updated_ms: u64,
+    /// The holder's heartbeat interval, so a contender started with a
+    /// shorter one still waits long enough (absent in older leases).
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
 }
 
 /// A held lease; its heartbeat runs until `release`.
@@ -77,8 +94,10 @@ impl Lease {
         if let Some(first) = read(storage, job, attempt).await? {
             tracing::info!(holder = %first.holder, pid = first.pid, host = %first.host,
                 "attempt has a lease; checking whether its holder is alive");
+            let theirs = first.interval_ms.map_or(interval, Duration::from_millis);
+            let beat = interval.max(theirs);
             for _ in 0..STALE_BEATS * 2 {
-                tokio::time::sleep(interval / 2).await;
+                tokio::time::sleep(beat / 2).await;
                 match read(storage, job, attempt).await? {
                     None => break,
                     Some(now) if now != first => {
@@ -100,6 +119,7 @@ impl Lease {
             host: host(),
             beat: 0,
             updated_ms: now_ms(),
+            interval_ms: Some(interval.as_millis() as u64),
         };
         write(storage, job, attempt, &info).await?;
         let lost = Arc::new(AtomicBool::new(false));
@@ -157,5 +177,64 @@ impl Lease {
                     .await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Runtime::new().unwrap()
+    }
+
+    #[test]
+    fn a_contender_with_a_shorter_heartbeat_waits_for_the_holders() {
+        rt().block_on(async {
+            let storage = Storage::from_url("memory://lease-intervals").unwrap();
+            let holder = Lease::acquire(&storage, "j", "a", Duration::from_millis(1000))
+                .await
+                .unwrap();
+            // Watching for 3 × 40 ms alone would call a lease that beats
+            // every second stale most of the time.
+            let contender = Lease::acquire(&storage, "j", "a", Duration::from_millis(40)).await;
+            assert!(
+                matches!(contender, Err(Error::Busy { .. })),
+                "the live holder was taken over"
+            );
+            assert!(!holder.lost());
+            holder.release().await;
+        });
+    }
+
+    #[test]
+    fn a_lease_whose_holder_stopped_beating_is_taken_over() {
+        rt().block_on(async {
+            let storage = Storage::from_url("memory://lease-stale").unwrap();
+            let dead = LeaseInfo {
+                holder: "gone".into(),
+                pid: 1,
+                host: "h".into(),
+                beat: 7,
+                updated_ms: 0,
+                interval_ms: Some(30),
+            };
+            write(&storage, "j", "a", &dead).await.unwrap();
+            let lease = Lease::acquire(&storage, "j", "a", Duration::from_millis(20))
+                .await
+                .unwrap();
+            let now = read(&storage, "j", "a").await.unwrap().unwrap();
+            assert_eq!(now.interval_ms, Some(20));
+            assert_ne!(now.holder, "gone");
+            lease.release().await;
+        });
+    }
+
+    #[test]
+    fn leases_beat_slower_where_each_beat_is_a_request() {
+        let local = Storage::from_url("memory://lease-defaults").unwrap();
+        assert_eq!(default_interval(&local), DEFAULT_INTERVAL);
+        let s3 = Storage::from_url("s3://bucket/prefix").unwrap();
+        assert_eq!(default_interval(&s3), REMOTE_INTERVAL);
     }
 }

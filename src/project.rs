@@ -50,6 +50,17 @@ pub struct ProjectOptions {
     /// Exit this long after the job ended with nothing new (`None`: never).
     pub exit_after_end: Option<Duration>,
     pub lease_interval: Duration,
+    /// How often SlateDB makes written batches durable (see
+    /// [`crate::storage::REMOTE_FLUSH`]); the attempt summary is stored at
+    /// most every [`summary_interval`] of it.
+    pub flush_interval: Duration,
+}
+
+/// How often the attempt summary (`serve`'s list entry) is stored while
+/// records flow: every second, or every five flushes when flushes are
+/// further apart, so it never costs more requests than the data it sums up.
+pub fn summary_interval(flush: Duration) -> Duration {
+    GAUGES_EVERY.max(flush * 5)
 }
 
 /// Picks the attempt to write: the given one, else the latest attempt fed
@@ -105,7 +116,11 @@ async fn run_leased(
     lease: &Lease,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Summary> {
-    let db = Arc::new(o.storage.open_writer(&o.job, attempt).await?);
+    let db = Arc::new(
+        o.storage
+            .open_writer_with(&o.job, attempt, o.flush_interval)
+            .await?,
+    );
     let meta = AttemptMeta {
         job_id: o.job.clone(),
         attempt_id: attempt.to_owned(),
@@ -144,6 +159,8 @@ async fn run_leased(
         started: Instant::now(),
         last_gauges: None,
         gauges_stale: false,
+        last_summary: None,
+        summary_stale: false,
     };
     let outcome = daemon.consume(lease, shutdown).await;
     let _ = stop_http.send(());
@@ -193,6 +210,8 @@ struct Daemon<'o> {
     started: Instant,
     last_gauges: Option<Instant>,
     gauges_stale: bool,
+    last_summary: Option<Instant>,
+    summary_stale: bool,
 }
 
 /// How often idle-time work runs (quiet-exit check, lag gauges, lease).
@@ -322,18 +341,25 @@ impl Daemon<'_> {
         self.update_lag();
         self.offset_tx.send_replace(job.log_offset);
         self.gauges_stale = true;
+        self.summary_stale = true;
         self.refresh_gauges().await;
         Ok(job.status_or_running() != "RUNNING")
     }
 
     /// Recomputes the stage gauges when commits happened since, at most
-    /// once per `GAUGES_EVERY`.
+    /// once per `GAUGES_EVERY`, and stores the attempt summary at most once
+    /// per [`summary_interval`].
     async fn refresh_gauges(&mut self) {
         if self.gauges_stale && self.last_gauges.is_none_or(|t| t.elapsed() >= GAUGES_EVERY) {
             self.gauges_stale = false;
             self.last_gauges = Some(Instant::now());
             self.job_gauges().await;
-            // The list entry `serve` shows without opening the attempt.
+        }
+        // The list entry `serve` shows without opening the attempt.
+        let every = summary_interval(self.o.flush_interval);
+        if self.summary_stale && self.last_summary.is_none_or(|t| t.elapsed() >= every) {
+            self.summary_stale = false;
+            self.last_summary = Some(Instant::now());
             if let Err(e) = crate::summary::write(&self.o.storage, &self.store, false).await {
                 tracing::warn!(error = %e, "could not store the attempt summary");
             }

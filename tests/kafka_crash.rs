@@ -3,7 +3,8 @@
 //! 200 k-event stream ends with views byte-equal to a replay of the stream;
 //! resuming in the middle of a record batch (which Tansu cannot fetch from)
 //! loses nothing, by re-reading and by seek-with-fallback; a broker restart
-//! mid-stream is survived.
+//! mid-stream is survived; a long flush interval (fewer object-store
+//! requests) delays durability, never visibility, and loses nothing.
 
 #[path = "common/daemon.rs"]
 mod daemon;
@@ -16,8 +17,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use daemon::{
-    assert_identical, assert_same, attempts, autoscale_values, free_addr, golden, open_store,
-    project_cmd, rt, run_to_end, snapshot, wait_offset, wait_output, Differ,
+    assert_identical, assert_same, attempts, autoscale_values, free_addr, golden, live_offset,
+    open_store, project_cmd, rt, run_to_end, snapshot, wait_offset, wait_output, Differ,
 };
 use produce::{produce_python, produce_rdkafka, write_records_file, Record};
 use rdkafka::consumer::Consumer;
@@ -276,6 +277,47 @@ fn a_broker_restart_mid_stream_is_survived() {
     );
     assert_same(
         "across a broker restart",
+        &snapshot(&storage, job),
+        &golden("autoscale-completed"),
+        Differ::default(),
+    );
+}
+
+#[test]
+fn killed_before_a_long_flush_interval_ended_loses_nothing() {
+    let job = "fx_autoscale";
+    let topic = "slowflush_state";
+    let values = autoscale_values();
+    let n = values.len() as u64;
+    let broker = Broker::start();
+    broker.create_topic(topic, 1);
+    let recs: Vec<Record> = values.iter().map(|v| (None, v.clone())).collect();
+    rt().block_on(produce_rdkafka(&broker.addr(), topic, &recs, None, 5));
+    let scratch = tempfile::tempdir().unwrap();
+    let storage = scratch.path().join("data");
+    let addr = free_addr();
+    let mut daemon = project_cmd(&broker.addr(), job, topic, &storage)
+        .args(["--http", &addr, "--exit-after-end-secs", "0"])
+        .args(["--flush-ms", "600000"])
+        .spawn()
+        .unwrap();
+    // Every record is visible live at once...
+    wait_offset(&addr, job, n, TIMEOUT);
+    // ...while none is durable yet: the default interval (100 ms) would
+    // have made them all durable well within this pause.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(live_offset(&addr, job), n);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let durable = stored_offset(&storage, job);
+    assert!(
+        durable < n,
+        "{durable} of {n} records were durable before the 10-minute flush interval ended"
+    );
+    // The restart reads again what was not durable and ends exact.
+    run_to_end(&broker.addr(), job, topic, &storage, &[]);
+    assert_same(
+        "restart after a crash with nothing flushed",
         &snapshot(&storage, job),
         &golden("autoscale-completed"),
         Differ::default(),
