@@ -322,9 +322,9 @@ fn worker_started(job: &str, k: usize, at: f64) -> SourceRecord {
     }))
 }
 
-/// A live writer (the projector's engine, under its lease) commits batches while a fresh
-/// read-only catalog follows it: each batch must show in the reader's job
-/// view and event log within 1 s. Returns how long each one took.
+/// A live writer (the projector's engine, under its lease, durable every
+/// 100 ms) commits batches while a fresh read-only catalog follows it: each
+/// batch must show in the reader's job view and event log within 1 s. Returns how long each one took.
 /// `takeover`: the projector takes its lease only after the history server
 /// opened the attempt (a projector restarted on an attempt being read).
 pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<Duration> {
@@ -340,7 +340,14 @@ pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<D
     if !takeover {
         lease = Some(take_lease().await.unwrap());
     }
-    let db = Arc::new(storage.open_writer(job, attempt).await.unwrap());
+    // Durable every 100 ms (`--flush-ms 100`), on S3 too: what is timed
+    // here is the reader's following, not the writer's flush interval.
+    let db = Arc::new(
+        storage
+            .open_writer_with(job, attempt, sundial::storage::LOCAL_FLUSH)
+            .await
+            .unwrap(),
+    );
     let meta = AttemptMeta {
         job_id: job.to_owned(),
         attempt_id: attempt.to_owned(),
