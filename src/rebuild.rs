@@ -8,7 +8,7 @@
 //! old rows): `as_of` on it then replays from the start of the log.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use slatedb::WriteBatch;
 
@@ -88,7 +88,13 @@ pub async fn rebuild_views(
     if !storage.attempt_exists(job, attempt).await? {
         return Err(Error::NotFound(format!("job={job} attempt={attempt}")));
     }
-    let lease = Lease::acquire(storage, job, attempt, Duration::from_secs(1)).await?;
+    let lease = Lease::acquire(
+        storage,
+        job,
+        attempt,
+        crate::lease::default_interval(storage),
+    )
+    .await?;
     let result = rebuild_leased(storage, job, attempt, views, progress).await;
     lease.release().await;
     crate::as_of::clear_cache();
