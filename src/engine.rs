@@ -144,6 +144,11 @@ impl Engine {
                 rmp_serde::to_vec_named(&meta).unwrap_or_default(),
             )
             .await?;
+            // Durable now, not at the first flush interval: a projector
+            // killed before that would otherwise leave an attempt its
+            // restart cannot tell was fed from the same topic, and start
+            // another.
+            db.flush().await?;
         }
         let fresh = position.next_seq <= 1;
         let every = crate::snapshots::every();
