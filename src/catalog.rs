@@ -57,6 +57,25 @@ impl Default for CatalogOptions {
     }
 }
 
+impl CatalogOptions {
+    /// The defaults for `storage`: on S3 a live attempt is polled as often
+    /// as its projector makes writes durable there by default
+    /// ([`crate::storage::REMOTE_FLUSH`]), not ten times as often. Each
+    /// poll of SlateDB's reader is ~10 requests (a gallop of HEADs for the
+    /// newest WAL object, the manifest, the GC boundary): at 100 ms a
+    /// followed attempt cost ~100 requests a second per `serve` replica.
+    pub fn for_storage(storage: &Storage) -> Self {
+        CatalogOptions {
+            poll_live: if storage.is_remote() {
+                crate::storage::REMOTE_FLUSH
+            } else {
+                READER_POLL
+            },
+            ..CatalogOptions::default()
+        }
+    }
+}
+
 type Key = (String, String);
 
 /// One cached handle.
@@ -127,7 +146,8 @@ impl Catalog {
     /// A catalog over `storage` with the default bounds; nothing is opened
     /// until asked.
     pub fn new(storage: Storage) -> Self {
-        Self::with_options(storage, CatalogOptions::default())
+        let options = CatalogOptions::for_storage(&storage);
+        Self::with_options(storage, options)
     }
 
     /// A catalog with the given cache bounds. Inside a Tokio runtime a
@@ -365,5 +385,20 @@ impl Catalog {
                 self.attempt(job, &latest).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_attempts_on_s3_are_polled_as_often_as_their_projector_flushes() {
+        let local = Storage::from_url("memory://catalog-poll").unwrap();
+        assert_eq!(CatalogOptions::for_storage(&local).poll_live, READER_POLL);
+        let s3 = Storage::from_url("s3://bucket/prefix").unwrap();
+        let o = CatalogOptions::for_storage(&s3);
+        assert_eq!(o.poll_live, crate::storage::REMOTE_FLUSH);
+        assert_eq!(o.poll_idle, DEFAULT_POLL_IDLE);
     }
 }

@@ -79,7 +79,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let options = CatalogOptions {
         max_open: a.max_open.max(1),
         idle: Duration::from_secs(a.idle_secs.max(1)),
-        ..CatalogOptions::default()
+        ..CatalogOptions::for_storage(&storage)
     };
     let state = AppState {
         catalog: Arc::new(Catalog::with_options(storage, options)),

@@ -368,7 +368,15 @@ pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<D
         .await
         .unwrap();
 
-    let catalog = Catalog::new(Storage::from_url(storage.url()).unwrap());
+    // Polling every 100 ms, on S3 too (where `serve` polls every 1 s by
+    // default, as often as projectors flush there).
+    let catalog = Catalog::with_options(
+        Storage::from_url(storage.url()).unwrap(),
+        sundial::catalog::CatalogOptions {
+            poll_live: sundial::storage::READER_POLL,
+            ..Default::default()
+        },
+    );
     let store = catalog.resolve(job, None).await.unwrap();
     assert_eq!(store.meta.attempt_id, attempt);
     if takeover {
