@@ -58,10 +58,15 @@ pub struct ProjectOptions {
 
 /// How often the attempt summary (`serve`'s list entry) is stored while
 /// records flow: every second, or every five flushes when flushes are
-/// further apart, so it never costs more requests than the data it sums up.
+/// further apart (5 s on S3 by default), adding at most a fifth to the
+/// writes' requests; never less often than every 30 s, so a job list stays
+/// current whatever `--flush-ms` says.
 pub fn summary_interval(flush: Duration) -> Duration {
-    GAUGES_EVERY.max(flush * 5)
+    GAUGES_EVERY.max(flush * 5).min(SUMMARY_AT_LEAST_EVERY)
 }
+
+/// The longest a running projector leaves its summary unwritten.
+const SUMMARY_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
 
 /// Picks the attempt to write: the given one, else the latest attempt fed
 /// from the same topic (so a restart resumes it), else a new one.
@@ -434,5 +439,18 @@ impl Daemon<'_> {
             self.metrics
                 .set_partition(p, pos, (end - pos).max(0), s.watermark);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_stored_every_second_or_five_flushes_and_at_least_every_30_s() {
+        let ms = Duration::from_millis;
+        assert_eq!(summary_interval(ms(100)), ms(1000));
+        assert_eq!(summary_interval(ms(1000)), ms(5000));
+        assert_eq!(summary_interval(ms(600_000)), ms(30_000));
     }
 }
