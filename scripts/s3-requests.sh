@@ -8,9 +8,10 @@
 # BROKER is a running Tansu broker (e.g. 127.0.0.1:9092; its CLI creates the topic);
 # RATE records/s (1000) for SECONDS (60). Needs moto[server] and aiokafka
 # (scripts/ensure-tools.sh installs both) and a release build of sundial
-# ($SUNDIAL, default ${CARGO_TARGET_DIR:-target}/release/sundial).
-# Prints PUT and GET counts per minute, by object, while records flow and
-# while the job is idle.
+# ($SUNDIAL, default ${CARGO_TARGET_DIR:-target}/release/sundial); extra
+# `sundial serve` arguments in $SERVE_ARGS.
+# Prints request counts per minute, by method and object, while records
+# flow, while the job is idle, and while a `sundial serve` follows it.
 set -euo pipefail
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
@@ -56,7 +57,7 @@ project=$!
 pids+=($project)
 sleep 3
 by_kind() { # requests in moto.log lines $1..$2 (1-based, inclusive)
-  sed -n "$1,$2p" "$work/moto.log" | grep -a '"\(PUT\|GET\) ' |
+  sed -n "$1,$2p" "$work/moto.log" | grep -a '"\(PUT\|GET\|HEAD\) ' |
     awk -v m="$3" '{ split($7, p, "?"); n = split(p[1], a, "/");
       k = (a[n] ~ /^[0-9]+\.(sst|manifest|compactions)$/) ? a[n-1] : a[n];
       if (p[2] != "") k = "list"; c[$6 " " k]++ }
@@ -70,6 +71,15 @@ t1=$(date +%s.%N)
 busy_end=$(wc -l <"$work/moto.log")
 sleep 60
 idle_end=$(wc -l <"$work/moto.log")
+# A history server following the live attempt: its page loaded every 2 s.
+http="127.0.0.1:$((port + 1))"
+# shellcheck disable=SC2086  # $SERVE_ARGS: extra `sundial serve` args, split
+"$sundial" serve --storage s3://sundial/d --http "$http" ${SERVE_ARGS:-} >"$work/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null "http://$http/api/jobs" && break; sleep 0.1; done
+follow_start=$(($(wc -l <"$work/moto.log") + 1))
+for _ in $(seq 30); do curl -s -o /dev/null "http://$http/api/jobs/$job"; sleep 2; done
+follow_end=$(wc -l <"$work/moto.log")
 kill -INT "$project"
 wait "$project" || true
 busy=$(echo "$t1 - $t0" | bc)
@@ -77,3 +87,5 @@ echo "requests per minute while $rate records/s flow (${busy%.*} s), project arg
 by_kind "$start" "$busy_end" "$busy"
 echo "requests per minute while idle (60 s)"
 by_kind $((busy_end + 1)) "$idle_end" 60
+echo "requests per minute while idle and a serve follows the job, its page loaded every 2 s (60 s), serve args: ${SERVE_ARGS:-(defaults)}"
+by_kind "$follow_start" "$follow_end" 60

@@ -186,6 +186,11 @@ pub struct ServeArgs {
     /// Seconds after which an unused attempt handle is closed.
     #[arg(long, default_value_t = crate::catalog::DEFAULT_IDLE.as_secs(), env = "SUNDIAL_IDLE_SECS")]
     pub idle_secs: u64,
+    /// Milliseconds between looks for new data in an attempt a projector is
+    /// writing (default 100 on local disk, 1000 on S3, where each look is
+    /// ~10 requests; match the projectors' `--flush-ms`).
+    #[arg(long)]
+    pub live_poll_ms: Option<u64>,
 }
 
 /// `sundial simulate`.

@@ -76,10 +76,14 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let storage = Storage::from_url(&a.storage)?;
     // A missing bucket or bad endpoint: one clear line now, not 503s later.
     storage.check().await?;
+    let defaults = CatalogOptions::for_storage(&storage);
     let options = CatalogOptions {
         max_open: a.max_open.max(1),
         idle: Duration::from_secs(a.idle_secs.max(1)),
-        ..CatalogOptions::for_storage(&storage)
+        poll_live: a
+            .live_poll_ms
+            .map_or(defaults.poll_live, |ms| Duration::from_millis(ms.max(10))),
+        ..defaults
     };
     let state = AppState {
         catalog: Arc::new(Catalog::with_options(storage, options)),
@@ -198,6 +202,7 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
         http: a.http,
         max_open: crate::catalog::DEFAULT_MAX_OPEN,
         idle_secs: crate::catalog::DEFAULT_IDLE.as_secs(),
+        live_poll_ms: None,
     })
     .await
 }
