@@ -140,7 +140,15 @@ pub struct Catalog {
     cache: Arc<Cache>,
     /// Recorded creation time of every attempt seen (it never changes).
     created: DashMap<Key, u64>,
+    /// On S3: each job's latest attempt and when it was listed.
+    latest: DashMap<String, (Instant, String)>,
 }
+
+/// How long a job's latest attempt, once found, is reused on S3 before its
+/// attempts are listed again: a page redraw asks several routes at once and
+/// each listed them (a LIST request, priced like a PUT). A new attempt shows
+/// up at most this much later.
+const LATEST_TTL: Duration = Duration::from_secs(1);
 
 impl Catalog {
     /// A catalog over `storage` with the default bounds; nothing is opened
@@ -180,6 +188,7 @@ impl Catalog {
             options,
             cache,
             created: DashMap::new(),
+            latest: DashMap::new(),
         }
     }
 
@@ -346,6 +355,20 @@ impl Catalog {
     /// none; a job with a single attempt costs one listing and no read.
     pub async fn latest_attempt(&self, job: &str) -> Result<Option<String>> {
         validate_id("job id", job)?;
+        if let Some(e) = self.latest.get(job) {
+            if e.0.elapsed() < LATEST_TTL {
+                return Ok(Some(e.1.clone()));
+            }
+        }
+        let latest = self.list_latest_attempt(job).await?;
+        if let (Some(a), true) = (&latest, self.storage.is_remote()) {
+            self.latest
+                .insert(job.to_owned(), (Instant::now(), a.clone()));
+        }
+        Ok(latest)
+    }
+
+    async fn list_latest_attempt(&self, job: &str) -> Result<Option<String>> {
         let names = self.storage.list_attempt_dirs(job).await?;
         let pinned = self
             .cache
