@@ -214,6 +214,34 @@ async fn missing_bucket_fails_fast() {
     );
 }
 
+/// On S3 a job's latest attempt is reused for up to a second (its attempts
+/// are listed with LIST requests, priced like PUTs): a newer attempt still
+/// shows within that.
+async fn a_new_attempt_shows_within_a_second(storage: &Storage) {
+    let job = "relisted";
+    let db = storage.open_writer(job, "first").await.unwrap();
+    db.close().await.unwrap();
+    let catalog = Catalog::new(Storage::from_url(storage.url()).unwrap());
+    let latest = catalog.latest_attempt(job).await.unwrap();
+    assert_eq!(latest.as_deref(), Some("first"));
+    // A later creation time than the first's, to the millisecond.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let db = storage.open_writer(job, "second").await.unwrap();
+    db.close().await.unwrap();
+    let t = Instant::now();
+    loop {
+        let latest = catalog.latest_attempt(job).await.unwrap();
+        if latest.as_deref() == Some("second") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "the latest attempt is still {latest:?} 3 s after a newer one was created"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_golden_and_missing_bucket() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,6 +259,7 @@ async fn s3_golden_and_missing_bucket() {
     );
     let took = jobs50::check_follow(&storage, "restarted-job", true).await;
     eprintln!("s3: after a projector took over an open attempt: {took:.2?}");
+    a_new_attempt_shows_within_a_second(&storage).await;
     jobs50_on_s3().await;
     missing_bucket_fails_fast().await;
 }
