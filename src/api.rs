@@ -443,8 +443,22 @@ pub async fn exceptions(store: &ViewStore, p: &Params) -> ApiResult {
     Ok(page.wrap(items, total))
 }
 
-/// Exception totals by type and the groups, most frequent first.
-pub async fn exception_summary(store: &ViewStore) -> ApiResult {
+/// `members=true|false` (default true): whether the exception summary
+/// lists each group's workers and splits.
+fn members_param(p: &Params) -> Result<bool, ApiError> {
+    match filter(p, "members") {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(s) => Err(ApiError::bad(format!("members={s:?}: use true or false"))),
+    }
+}
+
+/// Exception totals by type and the groups, most frequent first, each with
+/// the workers and splits it hit unless `members=false`: those are derived
+/// from every exception record (seconds in a storm of a million), the
+/// totals and groups from a few group rows.
+pub async fn exception_summary(store: &ViewStore, p: &Params) -> ApiResult {
+    let with_members = members_param(p)?;
     let mut groups = Vec::new();
     store
         .visit::<ExceptionGroupView>("", |key, g| {
@@ -454,12 +468,14 @@ pub async fn exception_summary(store: &ViewStore) -> ApiResult {
         .await?;
     // Each group's workers and splits, from the (never trimmed) records.
     let mut members = Members::default();
-    store
-        .visit::<ExceptionView>("", |_, e| {
-            members.add(&e);
-            true
-        })
-        .await?;
+    if with_members {
+        store
+            .visit::<ExceptionView>("", |_, e| {
+                members.add(&e);
+                true
+            })
+            .await?;
+    }
     let groups: Vec<ExceptionGroupRow> = groups
         .into_iter()
         .map(|(key, g)| {
@@ -483,8 +499,16 @@ pub async fn exception_summary(store: &ViewStore) -> ApiResult {
         .into_iter()
         .map(|g| {
             let mut v = serde_json::to_value(g).unwrap_or_default();
-            v["worker_count"] = json!(g.workers.len());
-            v["split_count"] = json!(g.splits.len());
+            match v.as_object_mut() {
+                Some(o) if !with_members => {
+                    o.remove("workers");
+                    o.remove("splits");
+                }
+                _ => {
+                    v["worker_count"] = json!(g.workers.len());
+                    v["split_count"] = json!(g.splits.len());
+                }
+            }
             v
         })
         .collect();
@@ -660,7 +684,10 @@ pub async fn snapshot(store: &ViewStore) -> ApiResult {
     }
     out.insert("workers".into(), Value::Object(workers_by_id));
     out.insert("exceptions".into(), exceptions(store, &first).await?);
-    out.insert("exception_summary".into(), exception_summary(store).await?);
+    out.insert(
+        "exception_summary".into(),
+        exception_summary(store, &Params::new()).await?,
+    );
     out.insert("lineage".into(), lineage(store, &first).await?);
     out.insert("checkpoints".into(), checkpoints(store).await?);
     out.insert("timeline".into(), timeline(store, &first).await?);

@@ -411,7 +411,7 @@ job_route!(exceptions, "exceptions", |store, q| api::exceptions(
     &store, &q
 ));
 job_route!(exception_summary, "exception_summary", |store, q| {
-    api::exception_summary(&store)
+    api::exception_summary(&store, &q)
 });
 job_route!(lineage, "lineage", |store, q| api::lineage(&store, &q));
 job_route!(checkpoints, "checkpoints", |store, q| api::checkpoints(

@@ -637,6 +637,32 @@ async fn exception_summary_adds_up() {
 }
 
 #[tokio::test]
+async fn an_exception_summary_without_members_is_the_summary_less_them() {
+    let full = get_json(&format!("/api/jobs/{STORM}/exceptions/summary")).await;
+    let lean = get_json(&format!(
+        "/api/jobs/{STORM}/exceptions/summary?members=false"
+    ))
+    .await;
+    let explicit = get_json(&format!(
+        "/api/jobs/{STORM}/exceptions/summary?members=true"
+    ))
+    .await;
+    assert_eq!(explicit, full);
+    let mut want = full.clone();
+    let groups = want["groups"].as_array_mut().unwrap();
+    assert!(groups
+        .iter()
+        .any(|g| !g["splits"].as_array().unwrap().is_empty()));
+    for g in groups {
+        let g = g.as_object_mut().unwrap();
+        for member in ["workers", "splits", "worker_count", "split_count"] {
+            assert!(g.remove(member).is_some(), "{member}");
+        }
+    }
+    assert_eq!(lean, want);
+}
+
+#[tokio::test]
 async fn lineage_children_name_their_parents() {
     let all = all_items(&format!("/api/jobs/{AUTO}/lineage")).await;
     assert!(!all.is_empty());
@@ -907,6 +933,7 @@ async fn bad_parameters_are_400() {
         format!("/api/jobs/{AUTO}/stages/{stage}/metrics?end_time=1e"),
         // Job status filter.
         "/api/jobs?status=bogus".to_owned(),
+        format!("/api/jobs/{AUTO}/exceptions/summary?members=yes"),
         // Ids that cannot be path segments.
         "/api/jobs/..".to_owned(),
         "/api/jobs/../stages".to_owned(),

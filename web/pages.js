@@ -103,7 +103,8 @@ async function jobPage(ctx) {
   const [j, stages] = await Promise.all([api(J(job)), allStages(job)]);
   const [histories, exc, cps] = await Promise.all([
     Promise.all(stages.map(x => api(J(job) + "/stages/" + enc(x.stage_id) + "/metrics"))),
-    api(J(job) + "/exceptions/summary"), api(J(job) + "/checkpoints"),
+    // Counts only: the members are a scan of every exception record.
+    api(J(job) + "/exceptions/summary?members=false"), api(J(job) + "/checkpoints"),
   ]);
   const recent = cps.history.slice(-8).reverse();
   return [
