@@ -16,7 +16,7 @@ use crate::engine::{decode_batch, entry, load_rows, SourceRecord};
 use crate::error::{Error, Result};
 use crate::event_log::view_key;
 use crate::overlay::Overlay;
-use crate::replay_log::{to_source, LogReader, SeqRange};
+use crate::replay_log::{to_source, LogReader, ReadAhead, SeqRange};
 use crate::storage::Storage;
 use crate::view_store::{Handle, ViewStore};
 
@@ -102,7 +102,7 @@ pub(crate) async fn replay(
     let mut projector =
         Projector::only(views, base.is_none()).map_err(|e| Error::invalid("views", e))?;
     let range = SeqRange::new(Some(from + 1), Some(as_of))?;
-    let mut log = LogReader::open(live.handle(), range).await?;
+    let mut log = ReadAhead::start(LogReader::open(live.handle(), range).await?);
     let mut replayed = 0;
     while let Some((seg, _)) = log.next().await? {
         let first = seg.first().map_or(0, |r| r.seq);
