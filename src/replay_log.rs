@@ -107,15 +107,10 @@ impl ReadAhead {
     pub fn start(mut log: LogReader) -> ReadAhead {
         let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
         let task = tokio::spawn(async move {
-            loop {
-                let next = log.next().await.transpose();
-                let end = !matches!(next, Some(Ok(_)));
-                if let Some(item) = next {
-                    if tx.send(item).await.is_err() {
-                        return;
-                    }
-                }
-                if end {
+            // Up to the log's end or its first error, which is passed on.
+            while let Some(item) = log.next().await.transpose() {
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
                     return;
                 }
             }
