@@ -68,6 +68,7 @@ pub async fn project(a: ProjectArgs) -> Result<()> {
     };
     let (attempt, summary) = crate::project::run(opts, shutdown_signal()).await?;
     println!("job={} attempt={attempt} {summary}", a.job);
+    crate::replay_cmd::warn_if_nothing_applied(&summary);
     Ok(())
 }
 

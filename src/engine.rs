@@ -122,6 +122,8 @@ pub struct Engine {
     next_snapshot: u64,
     /// A snapshot begun and not indexed yet.
     pending_snapshot: Option<crate::snapshots::Pending>,
+    /// Why this engine's first dead letter was rejected, if it met one.
+    first_dead: Option<String>,
 }
 
 impl Engine {
@@ -165,6 +167,7 @@ impl Engine {
             snapshot_every: every,
             next_snapshot,
             pending_snapshot: None,
+            first_dead: None,
         })
     }
 
@@ -189,6 +192,7 @@ impl Engine {
             snapshot_every: 0,
             next_snapshot: u64::MAX,
             pending_snapshot: None,
+            first_dead: None,
         })
     }
 
@@ -207,6 +211,12 @@ impl Engine {
     /// What this engine ingested since it opened.
     pub fn totals(&self) -> Totals {
         self.totals
+    }
+
+    /// Why the first dead letter this engine met was rejected: the hint a
+    /// replay gives when nothing at all was applied (a wrong `--job`, say).
+    pub fn first_dead_letter(&self) -> Option<&str> {
+        self.first_dead.as_deref()
     }
 
     /// The database it writes.
@@ -272,6 +282,12 @@ impl Engine {
                 Outcome::Duplicate => self.totals.duplicates += 1,
                 Outcome::Dead => self.totals.dead_letters += 1,
             }
+        }
+        if self.first_dead.is_none() && self.totals.dead_letters > 0 {
+            self.first_dead = decoded
+                .iter()
+                .find_map(|d| d.as_ref().err())
+                .map(|d| d.reason.clone());
         }
         let last = first + batch.len() as u64 - 1;
         let mut wb = WriteBatch::new();

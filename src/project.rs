@@ -185,6 +185,7 @@ async fn run_leased(
     let summary = Summary {
         totals: daemon.engine.totals(),
         seconds: daemon.started.elapsed().as_secs_f64(),
+        first_dead_letter: daemon.engine.first_dead_letter().map(str::to_owned),
     };
     drop(daemon);
     let closed = db.close().await;
@@ -219,6 +220,9 @@ struct Daemon<'o> {
     summary_stale: bool,
 }
 
+/// Dead letters with nothing applied before the daemon warns that the
+/// topic seems to carry another job's records (once per run).
+const ALL_DEAD_WARNING: u64 = 1_000;
 /// How often idle-time work runs (quiet-exit check, lag gauges, lease).
 const TICK: Duration = Duration::from_millis(250);
 /// How often the job's stage gauges are recomputed from the views.
@@ -330,6 +334,16 @@ impl Daemon<'_> {
         self.metrics.records.inc_by(d(|t| t.records));
         self.metrics.dead_letters.inc_by(d(|t| t.dead_letters));
         self.metrics.duplicates.inc_by(d(|t| t.duplicates));
+        if after.applied == 0
+            && before.dead_letters < ALL_DEAD_WARNING
+            && after.dead_letters >= ALL_DEAD_WARNING
+        {
+            tracing::warn!(
+                dead_letters = after.dead_letters,
+                first = self.engine.first_dead_letter().unwrap_or("unknown"),
+                "no record applied yet, every one a dead letter: is --job right?"
+            );
+        }
         batch.clear();
         Ok(())
     }

@@ -139,10 +139,12 @@ async fn rebuild_leased(
     drop(store);
     progress.finish();
     let totals: Totals = engine.totals();
+    let first_dead_letter = engine.first_dead_letter().map(str::to_owned);
     drop(engine);
     db.close().await?;
     Ok(Summary {
         totals,
         seconds: started.elapsed().as_secs_f64(),
+        first_dead_letter,
     })
 }

@@ -17,13 +17,31 @@ use crate::view_store::{Handle, ViewStore};
 pub const DEFAULT_BATCH: usize = 16_384;
 
 /// What a replay did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Summary {
     pub totals: Totals,
     pub seconds: f64,
+    /// Why the first dead letter was rejected, if there was one.
+    pub first_dead_letter: Option<String>,
 }
 
 impl Summary {
+    /// A line for stderr when records came in but none was applied: every
+    /// one was a dead letter, most often because they belong to another
+    /// job than `--job`. Quietly storing a history of nothing but dead
+    /// letters would look like a job that never ran.
+    pub fn warning(&self) -> Option<String> {
+        let t = &self.totals;
+        if t.applied > 0 || t.dead_letters == 0 {
+            return None;
+        }
+        let reason = self.first_dead_letter.as_deref().unwrap_or("unknown");
+        Some(format!(
+            "warning: none of the {} records was applied, {} are dead letters (the first: {reason})",
+            t.records, t.dead_letters
+        ))
+    }
+
     /// Records per second, wall clock.
     pub fn rate(&self) -> f64 {
         self.totals.records as f64 / self.seconds.max(1e-9)
@@ -213,6 +231,7 @@ impl Target {
         let summary = Summary {
             totals: self.engine.totals(),
             seconds: self.started.elapsed().as_secs_f64(),
+            first_dead_letter: self.engine.first_dead_letter().map(str::to_owned),
         };
         drop(self.engine);
         self.db.close().await?;

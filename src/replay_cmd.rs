@@ -65,6 +65,7 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
             a.job,
             views.join(",")
         );
+        warn_if_nothing_applied(&summary);
         return Ok(());
     }
     let (from_offset, to_offset) = offsets(&a)?;
@@ -120,7 +121,15 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
         ));
     };
     println!("job={} attempt={attempt} {summary}", a.job);
+    warn_if_nothing_applied(&summary);
     Ok(())
+}
+
+/// Says on stderr when a replay applied nothing (see [`Summary::warning`]).
+pub fn warn_if_nothing_applied(summary: &Summary) {
+    if let Some(w) = summary.warning() {
+        eprintln!("{w}");
+    }
 }
 
 /// A file replay, keeping only record indexes in `--from-offset..=--to-offset`.
