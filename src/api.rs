@@ -267,7 +267,7 @@ async fn stage_json(store: &ViewStore, job: &JobRow, row: &StageRow) -> Result<V
         "backpressure_active": row.backpressure_active.unwrap_or(false),
         "slow_down_factor": row.slow_down_factor,
         "exception_count": row.exception_count,
-        "partition_metrics": reported.map(|r| r.partition_metrics.clone()).unwrap_or_default(),
+        "partition_metrics": reported.map(|r| r.partition_metrics.to_map().into_owned()).unwrap_or_default(),
         "skew_ratio": point.as_ref().and_then(|p| p.skew_ratio),
         "metrics_window_start": point.as_ref().map(|p| p.start_time),
         "upstream": upstream,

@@ -11,6 +11,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::partition_metrics::PartitionMetrics;
+
 /// A float that is guaranteed finite: NaN and infinities are rejected at decode.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize)]
 #[serde(transparent)]
@@ -132,7 +134,7 @@ pub struct StageStarted {
 
 /// `stage_metrics`: the stage's own report; counts are optional.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct StageMetrics {
+pub struct StageMetrics<'a> {
     pub worker_count: u64,
     #[serde(default)]
     pub input_records: Option<u64>,
@@ -147,7 +149,7 @@ pub struct StageMetrics {
     #[serde(default)]
     pub backpressure_active: Option<bool>,
     #[serde(default)]
-    pub partition_metrics: Option<BTreeMap<String, serde_json::Value>>,
+    pub partition_metrics: Option<PartitionMetrics<'a>>,
 }
 
 /// `worker_started`.
@@ -272,7 +274,7 @@ pub enum Payload<'a> {
     JobFailed(JobEnded),
     StageStarted(StageStarted),
     StageCompleted,
-    StageMetrics(StageMetrics),
+    StageMetrics(StageMetrics<'a>),
     WorkerStarted(WorkerStarted<'a>),
     WorkerStopped(WorkerStopped<'a>),
     WorkerMetrics(WorkerMetrics<'a>),

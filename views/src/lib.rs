@@ -14,6 +14,7 @@ pub mod exceptions;
 pub mod job;
 pub mod lineage;
 pub mod metrics;
+pub mod partition_metrics;
 pub mod projection;
 pub mod projector;
 pub mod rollup;

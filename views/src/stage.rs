@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::child_rows;
 use crate::counts::Counts;
-use crate::event::{Message, Payload};
+use crate::event::{Message, PartitionMetrics, Payload};
 use crate::projection::{Input, Keys, Projection};
 
 /// Declared, no sign of life yet.
@@ -55,7 +55,7 @@ pub struct Reported {
     pub output_records: Option<u64>,
     pub input_throughput: Option<f64>,
     pub output_throughput: Option<f64>,
-    pub partition_metrics: BTreeMap<String, serde_json::Value>,
+    pub partition_metrics: PartitionMetrics<'static>,
     /// Event time of the newest report that carried each optional value: a
     /// newer report without it must not hide an older one delivered late.
     pub input_ts: Option<f64>,
@@ -324,7 +324,7 @@ impl Projection for StageView {
                     p.partition_metrics.as_ref(),
                 );
                 if let Some(pm) = pm {
-                    r.partition_metrics = pm.clone();
+                    r.partition_metrics = pm.clone().into_owned();
                 }
                 row.pressure(ts, p.queue_lag, p.backpressure_active, None);
             }
@@ -576,7 +576,7 @@ mod tests {
             stage_metrics("s1", 2.0, 2, 2),
         ]);
         let r = stage(&g, "s1").reported.unwrap();
-        assert_eq!(r.partition_metrics["0"], json!({"lag": 3}));
+        assert_eq!(r.partition_metrics.to_map()["0"], json!({"lag": 3}));
     }
 
     #[test]
