@@ -18,7 +18,7 @@ use crate::event_log::{view_key, VIEW_PREFIX};
 use crate::lease::Lease;
 use crate::progress::Progress;
 use crate::replay::Summary;
-use crate::replay_log::{to_source, LogReader, SeqRange};
+use crate::replay_log::{to_source, LogReader, ReadAhead, SeqRange};
 use crate::storage::Storage;
 use crate::view_store::{Handle, ViewStore};
 
@@ -125,7 +125,8 @@ async fn rebuild_leased(
         None => None,
     };
     let mut progress = Progress::new("rebuild", total, progress);
-    let mut log = LogReader::open(&Handle::Writer(db.clone()), SeqRange::new(None, None)?).await?;
+    let all = SeqRange::new(None, None)?;
+    let mut log = ReadAhead::start(LogReader::open(&Handle::Writer(db.clone()), all).await?);
     while let Some((seg, _)) = log.next().await? {
         let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
         engine.ingest(&batch).await?;
