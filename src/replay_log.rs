@@ -175,8 +175,6 @@ pub async fn replay_from_log(
     if progress {
         target.show_progress(Some(range.to.min(last) + 1 - range.from));
     }
-    // Reading and decompressing the next segments overlaps projecting
-    // this one: they were a sixth of a rebuild's time, spent serially.
     let mut log = ReadAhead::start(LogReader::open(&source, range).await?);
     while let Some((seg, stored)) = log.next().await? {
         let first = seg.first().map_or(0, |r| r.seq);
