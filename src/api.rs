@@ -12,7 +12,6 @@ use sundial_views::dead_letters::DeadLetterView;
 use sundial_views::exception_groups::{ExceptionGroupRow, ExceptionGroupView, Members};
 use sundial_views::exceptions::ExceptionView;
 use sundial_views::job::JobRow;
-use sundial_views::lineage::LineageView;
 use sundial_views::metrics::{last_closed_window, window_key, window_prefix, MetricsView};
 use sundial_views::rollup;
 use sundial_views::stage::{stage_key, StageRow, StageView};
@@ -512,34 +511,14 @@ pub async fn exception_summary(store: &ViewStore, p: &Params) -> ApiResult {
     Ok(json!({"total": total, "by_type": by_type, "group_count": groups.len(), "groups": groups}))
 }
 
-/// Processed splits, filtered by stage, paged.
+/// Processed splits, filtered by stage, paged (see `lineage_read`).
 pub async fn lineage(store: &ViewStore, p: &Params) -> ApiResult {
-    let page = Page::from_params(p)?;
-    let stage = filter(p, "stage_id");
-    let (mut total, skip) = (0u64, page.skip());
-    let mut items = Vec::new();
-    store
-        .visit::<LineageView>("", |_, s| {
-            if !s.processed || stage.is_some_and(|st| st != s.stage_id) {
-                return true;
-            }
-            if total >= skip && (items.len() as u64) < page.page_size {
-                items.push(serde_json::to_value(&s).unwrap_or_default());
-            }
-            total += 1;
-            true
-        })
-        .await?;
-    Ok(page.wrap(items, total))
+    crate::lineage_read::lineage(store, p).await
 }
 
-/// One split with its parents and children.
+/// One split with its parents and children (see `lineage_read`).
 pub async fn split(store: &ViewStore, split: &str) -> ApiResult {
-    store
-        .row::<LineageView>(split)
-        .await?
-        .map(|s| serde_json::to_value(&s).unwrap_or_default())
-        .ok_or_else(|| ApiError::not_found(format!("split {split:?} not found")))
+    crate::lineage_read::split(store, split).await
 }
 
 /// Checkpoint counts and history (by id).

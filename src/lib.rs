@@ -21,6 +21,7 @@ pub mod event_log;
 pub mod fast_json;
 pub mod http;
 pub mod lease;
+pub mod lineage_read;
 pub mod metrics;
 pub mod offsets;
 pub mod openapi;

@@ -177,7 +177,17 @@ impl ViewStore {
 
     /// One row of view `P`, if stored.
     pub async fn row<P: Projection>(&self, key: &str) -> Result<Option<P::Row>> {
-        let k = view_key(P::NAME, key);
+        self.row_as(P::NAME, key).await
+    }
+
+    /// One row of type `R` stored under view `view` (a view's older row
+    /// format, say), if stored.
+    pub async fn row_as<R: serde::de::DeserializeOwned>(
+        &self,
+        view: &str,
+        key: &str,
+    ) -> Result<Option<R>> {
+        let k = view_key(view, key);
         match self.handle.get(&k).await? {
             Some(b) => Ok(Some(
                 sundial_views::decode_row(&b).map_err(|e| corrupt(&k, e))?,
@@ -245,19 +255,48 @@ impl ViewStore {
         &self,
         start: Vec<u8>,
         end: Vec<u8>,
-        mut visit: impl FnMut(&str, P::Row) -> bool,
+        visit: impl FnMut(&str, P::Row) -> bool,
     ) -> Result<bool> {
-        let base = view_key(P::NAME, "").len();
+        self.visit_decoded(P::NAME, start, end, visit).await
+    }
+
+    /// [`ViewStore::visit_range`] of rows of any type stored under view
+    /// `view` (a view's older row format, say).
+    async fn visit_decoded<R: serde::de::DeserializeOwned>(
+        &self,
+        view: &str,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        mut visit: impl FnMut(&str, R) -> bool,
+    ) -> Result<bool> {
+        let base = view_key(view, "").len();
         let mut it = self.handle.scan(start, end).await?;
         while let Some(kv) = it.next().await? {
-            let row: P::Row =
-                sundial_views::decode_row(&kv.value).map_err(|e| corrupt(&kv.key, e))?;
+            let row: R = sundial_views::decode_row(&kv.value).map_err(|e| corrupt(&kv.key, e))?;
             let key = std::str::from_utf8(&kv.key[base..]).unwrap_or_default();
             if !visit(key, row) {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Visits rows of type `R` stored under view `view` with keys in
+    /// `[from, to)` (keys within the view; `None`: to the view's end), in
+    /// key order, until `visit` returns false.
+    pub async fn visit_between<R: serde::de::DeserializeOwned>(
+        &self,
+        view: &str,
+        from: &str,
+        to: Option<&str>,
+        visit: impl FnMut(&str, R) -> bool,
+    ) -> Result<bool> {
+        let end = match to {
+            Some(to) => view_key(view, to),
+            None => prefix_end(&view_key(view, "")),
+        };
+        self.visit_decoded(view, view_key(view, from), end, visit)
+            .await
     }
 
     /// Every stage row (workers' share rows left out) as of `log_offset`
@@ -301,6 +340,47 @@ impl ViewStore {
             true
         })
         .await?;
+        Ok(out)
+    }
+
+    /// The log records at sequences `seqs` (ascending; up to `as_of` on a
+    /// time-travel store), reading each segment that holds some once.
+    pub async fn records_at(&self, seqs: &[u64]) -> Result<Vec<LogRecord>> {
+        let cap = self.handle.log_cap().unwrap_or(u64::MAX);
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut at = 0;
+        while let Some(&seq) = seqs.get(at) {
+            if seq > cap {
+                break;
+            }
+            // The segment holding `seq` is the first key at or after it.
+            let mut it = self
+                .handle
+                .scan(
+                    segment_key(seq).into_bytes(),
+                    prefix_end(LOG_PREFIX.as_bytes()),
+                )
+                .await?;
+            let Some(kv) = it.next().await? else { break };
+            let seg = decode_segment(&kv.value).map_err(|e| corrupt(&kv.key, e))?;
+            let last = seg.last().map_or(seq, |r| r.seq);
+            for r in seg {
+                while seqs.get(at).is_some_and(|s| *s < r.seq) {
+                    at += 1;
+                }
+                if seqs.get(at) == Some(&r.seq) && r.seq <= cap {
+                    out.push(r);
+                    at += 1;
+                }
+            }
+            // Past this segment (a sequence it lacks is not in the log).
+            while seqs.get(at).is_some_and(|s| *s <= last) {
+                at += 1;
+            }
+            if seqs.get(at) == Some(&seq) {
+                at += 1;
+            }
+        }
         Ok(out)
     }
 
