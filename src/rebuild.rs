@@ -108,7 +108,7 @@ async fn rebuild_leased(
     views: &[&str],
     progress: bool,
 ) -> Result<Summary> {
-    let db = Arc::new(storage.open_writer(job, attempt).await?);
+    let db = Arc::new(storage.open_bulk_writer(job, attempt).await?);
     let started = Instant::now();
     // Checked before anything is deleted.
     let mut engine = Engine::rebuild(db.clone(), job, views)?;

@@ -168,7 +168,7 @@ impl Target {
             Some(a) => a.to_owned(),
             None => new_attempt_id(&storage.list_attempts(job).await.unwrap_or_default()),
         };
-        let db = Arc::new(storage.open_writer(job, &attempt).await?);
+        let db = Arc::new(storage.open_bulk_writer(job, &attempt).await?);
         let meta = AttemptMeta {
             job_id: job.to_owned(),
             attempt_id: attempt.clone(),
