@@ -30,7 +30,7 @@ const PARALLEL_MIN: usize = 1024;
 
 /// Views applied on the second thread: together they cost about as much as
 /// all the others (`sundial bench` prints each view's cost per event).
-const SECOND_GROUP: &[&str] = &["stage", "lineage"];
+const SECOND_GROUP: &[&str] = &["metrics", "lineage"];
 
 /// Some of the views, borrowed for one thread.
 type Group<'v> = Vec<&'v mut Box<dyn DynView>>;
