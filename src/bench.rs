@@ -80,7 +80,7 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
     let sources: Vec<SourceRecord> = records
         .iter()
         .map(|v| SourceRecord {
-            value: v.clone(),
+            value: v.clone().into(),
             ..SourceRecord::default()
         })
         .collect();
@@ -189,7 +189,7 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
                 offset: (next + i) as i64,
                 arrival_ms: 0,
                 content_type: None,
-                value: v.clone(),
+                value: v.clone().into(),
             });
         }
         next = end;

@@ -45,7 +45,7 @@ pub(crate) async fn build_simulated(
                 offset: i as i64,
                 arrival_ms: 0,
                 content_type: None,
-                value,
+                value: value.into(),
             });
         }
         Ok(buf.len() == DEFAULT_BATCH)

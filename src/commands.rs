@@ -184,7 +184,7 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
                     offset: i as i64,
                     arrival_ms: arrival,
                     content_type: None,
-                    value,
+                    value: value.into(),
                 });
             }
             Ok(buf.len() == DEFAULT_BATCH)

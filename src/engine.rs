@@ -32,7 +32,7 @@ pub struct SourceRecord {
     pub offset: i64,
     pub arrival_ms: u64,
     pub content_type: Option<String>,
-    pub value: Vec<u8>,
+    pub value: bytes::Bytes,
 }
 
 /// Counters over everything this engine ingested.

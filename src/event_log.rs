@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Prefix of log segments.
@@ -18,7 +19,7 @@ pub const POSITION_KEY: &str = "m/position";
 pub const ATTEMPT_KEY: &str = "m/attempt";
 
 /// One raw record as stored in the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogRecord {
     /// Log sequence, from 1.
     pub seq: u64,
@@ -29,12 +30,23 @@ pub struct LogRecord {
     /// Wall-clock arrival in ms since the epoch (never used by views).
     pub arrival_ms: u64,
     pub content_type: Option<String>,
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    /// The record's bytes (a slice of its segment's buffer when read).
+    pub value: Bytes,
+}
+
+/// A `LogRecord` as the generic MessagePack decoder reads it.
+#[derive(Deserialize)]
+struct StoredRecord {
+    seq: u64,
+    partition: i32,
+    offset: i64,
+    arrival_ms: u64,
+    content_type: Option<String>,
+    value: serde_bytes::ByteBuf,
 }
 
 /// A borrowed `LogRecord`, to write a segment without copying values.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct LogRecordRef<'a> {
     pub seq: u64,
     pub partition: i32,
@@ -135,19 +147,37 @@ pub enum SegmentError {
 
 /// Decodes a segment: Zstandard, LZ4 (older logs) or plain.
 pub fn decode_segment(bytes: &[u8]) -> Result<Vec<LogRecord>, SegmentError> {
-    if let Some(packed) = bytes.strip_prefix(ZSTD_MAGIC) {
+    let raw = if let Some(packed) = bytes.strip_prefix(ZSTD_MAGIC) {
         let (len, frame) = packed.split_at_checked(4).ok_or(SegmentError::Truncated)?;
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let raw = zstd::bulk::decompress(frame, len).map_err(SegmentError::Zstd)?;
-        return Ok(rmp_serde::from_slice(&raw)?);
+        zstd::bulk::decompress(frame, len).map_err(SegmentError::Zstd)?
+    } else if let Some(packed) = bytes.strip_prefix(LZ4_MAGIC) {
+        lz4_flex::decompress_size_prepended(packed)?
+    } else {
+        return decode_plain(bytes);
+    };
+    let raw = Bytes::from(raw);
+    match crate::segment_read::records(&raw) {
+        Some(records) => Ok(records),
+        None => decode_plain(&raw),
     }
-    match bytes.strip_prefix(LZ4_MAGIC) {
-        Some(packed) => {
-            let raw = lz4_flex::decompress_size_prepended(packed)?;
-            Ok(rmp_serde::from_slice(&raw)?)
-        }
-        None => Ok(rmp_serde::from_slice(bytes)?),
-    }
+}
+
+/// Decodes an uncompressed segment with the generic MessagePack decoder
+/// (any shape serde reads, values copied).
+pub fn decode_plain(raw: &[u8]) -> Result<Vec<LogRecord>, SegmentError> {
+    let stored: Vec<StoredRecord> = rmp_serde::from_slice(raw)?;
+    Ok(stored
+        .into_iter()
+        .map(|r| LogRecord {
+            seq: r.seq,
+            partition: r.partition,
+            offset: r.offset,
+            arrival_ms: r.arrival_ms,
+            content_type: r.content_type,
+            value: Bytes::from(r.value.into_vec()),
+        })
+        .collect())
 }
 
 #[cfg(test)]

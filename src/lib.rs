@@ -33,6 +33,7 @@ pub mod replay;
 pub mod replay_cmd;
 pub mod replay_log;
 pub mod replay_topic;
+pub mod segment_read;
 pub mod simulate;
 pub mod snapshots;
 pub mod source;

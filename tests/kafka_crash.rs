@@ -48,7 +48,7 @@ fn replay_as_kafka(dir: &Path, job: &str, attempt: &str, topic: &str, values: &[
                     offset: i as i64,
                     arrival_ms: 0,
                     content_type: None,
-                    value: v.clone(),
+                    value: v.clone().into(),
                 }));
                 done = true;
             }

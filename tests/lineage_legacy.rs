@@ -33,7 +33,7 @@ fn split(seq: u64, id: &str, parents: &[&str]) -> SourceRecord {
         offset: seq as i64,
         arrival_ms: 0,
         content_type: None,
-        value: v.to_string().into_bytes(),
+        value: v.to_string().into_bytes().into(),
     }
 }
 

@@ -92,7 +92,7 @@ impl FileSource {
             offset: self.index,
             arrival_ms,
             content_type: None,
-            value,
+            value: value.into(),
         };
         self.index += 1;
         r

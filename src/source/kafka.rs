@@ -456,6 +456,6 @@ fn accept(
         offset,
         arrival_ms,
         content_type,
-        value: m.payload().unwrap_or_default().to_vec(),
+        value: bytes::Bytes::copy_from_slice(m.payload().unwrap_or_default()),
     })
 }

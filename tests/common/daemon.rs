@@ -89,7 +89,7 @@ pub fn fixture_values(path: &Path) -> Vec<Vec<u8>> {
     loop {
         let mut buf: Vec<SourceRecord> = Vec::new();
         let more = src.next_batch(10_000, &mut buf).expect("read fixture");
-        out.extend(buf.into_iter().map(|r| r.value));
+        out.extend(buf.into_iter().map(|r| r.value.to_vec()));
         if !more {
             return out;
         }

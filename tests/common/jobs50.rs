@@ -52,7 +52,7 @@ fn record(v: Value) -> SourceRecord {
         offset: 0,
         arrival_ms: 0,
         content_type: None,
-        value: serde_json::to_vec(&v).unwrap(),
+        value: serde_json::to_vec(&v).unwrap().into(),
     }
 }
 
