@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use slatedb::{Db, WriteBatch};
 use sundial_views::projector::{Entry, Outcome};
@@ -14,10 +15,8 @@ use sundial_views::{DeadLetter, Message, Projector};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::event_log::{
-    encode_segment_into, segment_key, view_key, AttemptMeta, LogRecordRef, Position, ATTEMPT_KEY,
-    POSITION_KEY,
-};
+use crate::event_log::{segment_key, view_key, AttemptMeta, Position, ATTEMPT_KEY, POSITION_KEY};
+use crate::prepared::{encode_segment, Prepared, SegmentPlan};
 use crate::view_store::Handle;
 
 /// Rows kept in memory per view before the least recently used are dropped.
@@ -46,10 +45,10 @@ pub struct Totals {
 }
 
 /// Batches at least this big are decoded on two threads.
-const PARALLEL_DECODE_MIN: usize = 1024;
+pub(crate) const PARALLEL_DECODE_MIN: usize = 1024;
 
 /// One record decoded, or the dead letter it became.
-pub(crate) type Decoded<'a> = std::result::Result<Message<'a>, DeadLetter>;
+pub type Decoded<'a> = std::result::Result<Message<'a>, DeadLetter>;
 
 fn decode_one<'a>(r: &'a SourceRecord, job_id: &str) -> Decoded<'a> {
     codec::decode(&r.value, r.content_type.as_deref(), job_id)
@@ -79,24 +78,6 @@ pub(crate) fn decode_batch<'a>(batch: &'a [SourceRecord], job_id: &str) -> Vec<D
     })
 }
 
-/// Encodes a batch's log segment (records from sequence `first`) into
-/// `scratch.1`, reusing both buffers.
-fn encode_segment(batch: &[SourceRecord], first: u64, scratch: &mut (Vec<u8>, Vec<u8>)) {
-    let refs: Vec<LogRecordRef> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, r)| LogRecordRef {
-            seq: first + i as u64,
-            partition: r.partition,
-            offset: r.offset,
-            arrival_ms: r.arrival_ms,
-            content_type: r.content_type.as_deref(),
-            value: &r.value,
-        })
-        .collect();
-    encode_segment_into(&refs, &mut scratch.0, &mut scratch.1);
-}
-
 pub(crate) fn entry<'m, 'a>(d: &'m std::result::Result<Message<'a>, DeadLetter>) -> Entry<'m, 'a> {
     match d {
         Ok(m) => Entry::Valid(m),
@@ -112,8 +93,6 @@ pub struct Engine {
     position: Position,
     totals: Totals,
     cache_rows: usize,
-    /// Reused segment buffers (raw MessagePack, compressed).
-    scratch: (Vec<u8>, Vec<u8>),
     /// False when rebuilding views in place: no log segment, no position.
     write_log: bool,
     /// Take a view snapshot every this many log sequences (0 = never).
@@ -162,7 +141,6 @@ impl Engine {
             position,
             totals: Totals::default(),
             cache_rows: DEFAULT_CACHE_ROWS,
-            scratch: (Vec::new(), Vec::new()),
             write_log: true,
             snapshot_every: every,
             next_snapshot,
@@ -187,7 +165,6 @@ impl Engine {
             },
             totals: Totals::default(),
             cache_rows: DEFAULT_CACHE_ROWS,
-            scratch: (Vec::new(), Vec::new()),
             write_log: false,
             snapshot_every: 0,
             next_snapshot: u64::MAX,
@@ -229,31 +206,43 @@ impl Engine {
         self.cache_rows = rows.max(1_000);
     }
 
-    /// Decodes, projects and commits one batch atomically.
-    pub async fn ingest(&mut self, batch: &[SourceRecord]) -> Result<()> {
-        self.ingest_with(batch, None).await
+    /// Decodes, projects and commits one batch atomically (prepared here,
+    /// in line: a [`crate::prepared::Preparer`] does it ahead instead).
+    pub async fn ingest(&mut self, batch: Vec<SourceRecord>) -> Result<()> {
+        let plan = if self.write_log {
+            SegmentPlan::Encode
+        } else {
+            SegmentPlan::None
+        };
+        let p = Prepared::new(batch, &self.job_id, self.position.next_seq, plan);
+        self.ingest_prepared(&p).await
     }
 
-    /// [`Engine::ingest`] of a batch that may be a whole segment of another
-    /// attempt's log: `stored` is then its first sequence and stored bytes,
-    /// and when the batch lands on the same sequences here those bytes are
-    /// exactly the segment this engine would write, so they are stored as
-    /// they are instead of being encoded again.
-    pub async fn ingest_segment(
-        &mut self,
-        batch: &[SourceRecord],
-        stored: Option<(u64, &[u8])>,
-    ) -> Result<()> {
-        let same = stored.filter(|(first, _)| *first == self.position.next_seq);
-        self.ingest_with(batch, same.map(|(_, bytes)| bytes)).await
+    /// The sequence the next record ingested gets (where a
+    /// [`crate::prepared::Preparer`] feeding this engine starts).
+    pub fn next_seq(&self) -> u64 {
+        self.position.next_seq
     }
 
-    async fn ingest_with(&mut self, batch: &[SourceRecord], stored: Option<&[u8]>) -> Result<()> {
-        if batch.is_empty() {
+    /// True when this engine writes the log (false: views rebuilt in place).
+    pub fn writes_log(&self) -> bool {
+        self.write_log
+    }
+
+    /// Projects and commits one prepared batch atomically: its log segment,
+    /// every view row it changed and the new position in one write.
+    pub async fn ingest_prepared(&mut self, p: &Prepared) -> Result<()> {
+        if p.is_empty() {
             return Ok(());
         }
-        let decoded = decode_batch(batch, &self.job_id);
+        let (batch, decoded) = (p.records(), p.decoded());
         let first = self.position.next_seq;
+        // Prepared for other sequences (never, fed in order): encoded here.
+        let segment = match p.segment_at(first) {
+            Some(s) => s,
+            None if self.write_log => encode_segment(batch, first, &mut Default::default()),
+            None => Bytes::new(),
+        };
         let handle = Handle::Writer(self.db.clone());
         load_rows(
             &mut self.projector,
@@ -263,19 +252,7 @@ impl Engine {
         )
         .await?;
         let entries: Vec<Entry> = decoded.iter().map(entry).collect();
-        let encode = self.write_log && stored.is_none();
-        let (projector, scratch) = (&mut self.projector, &mut self.scratch);
-        // The log segment is encoded (and compressed) on another thread
-        // while the views apply: neither needs the other.
-        let outcomes = std::thread::scope(|s| {
-            if encode && batch.len() >= PARALLEL_DECODE_MIN {
-                s.spawn(|| encode_segment(batch, first, scratch));
-            }
-            projector.apply_batch(first, &entries)
-        });
-        if encode && batch.len() < PARALLEL_DECODE_MIN {
-            encode_segment(batch, first, scratch);
-        }
+        let outcomes = self.projector.apply_batch(first, &entries);
         for outcome in outcomes {
             match outcome {
                 Outcome::Applied => self.totals.applied += 1,
@@ -311,7 +288,7 @@ impl Engine {
                 p.index_into(&mut wb).await?;
             }
         }
-        wb.put(segment_key(last), stored.unwrap_or(&self.scratch.1));
+        wb.put_bytes(segment_key(last).into_bytes().into(), segment);
         // Per run of one partition's records, not per record: a batch is
         // usually one long run per partition.
         for run in batch.chunk_by(|a, b| a.partition == b.partition) {

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod openapi;
 pub mod overlay;
+pub mod prepared;
 pub mod progress;
 pub mod project;
 pub mod rebuild;

@@ -324,11 +324,12 @@ impl Daemon<'_> {
     async fn commit(&mut self, batch: &mut Vec<SourceRecord>) -> Result<()> {
         let before = self.engine.totals();
         let t = Instant::now();
-        self.engine.ingest(batch).await?;
+        let n = batch.len();
+        self.engine.ingest(std::mem::take(batch)).await?;
         self.metrics
             .batch_seconds
             .observe(t.elapsed().as_secs_f64());
-        self.metrics.batch_size.observe(batch.len() as f64);
+        self.metrics.batch_size.observe(n as f64);
         let after = self.engine.totals();
         let d = |f: fn(&Totals) -> u64| f(&after) - f(&before);
         self.metrics.records.inc_by(d(|t| t.records));
@@ -344,7 +345,6 @@ impl Daemon<'_> {
                 "no record applied yet, every one a dead letter: is --job right?"
             );
         }
-        batch.clear();
         Ok(())
     }
 

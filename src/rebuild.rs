@@ -16,6 +16,7 @@ use crate::engine::{Engine, SourceRecord, Totals};
 use crate::error::{Error, Result};
 use crate::event_log::{view_key, VIEW_PREFIX};
 use crate::lease::Lease;
+use crate::prepared::Preparer;
 use crate::progress::Progress;
 use crate::replay::Summary;
 use crate::replay_log::{to_source, LogReader, ReadAhead, SeqRange};
@@ -127,10 +128,23 @@ async fn rebuild_leased(
     let mut progress = Progress::new("rebuild", total, progress);
     let all = SeqRange::new(None, None)?;
     let mut log = ReadAhead::start(LogReader::open(&Handle::Writer(db.clone()), all).await?);
-    while let Some((seg, _)) = log.next().await? {
-        let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-        engine.ingest(&batch).await?;
-        progress.update(engine.totals().records);
+    // Decoded ahead while the engine projects the batch before.
+    let mut prep = Preparer::start(job, engine.next_seq(), false)?;
+    loop {
+        let ready = match log.next().await? {
+            Some((seg, _)) => {
+                let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
+                prep.push(batch, None).await?
+            }
+            None => match prep.recv().await? {
+                Some(p) => Some(p),
+                None => break,
+            },
+        };
+        if let Some(p) = ready {
+            engine.ingest_prepared(&p).await?;
+            progress.update(engine.totals().records);
+        }
     }
     drop(log);
     engine.flush().await?;

@@ -5,9 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use crate::engine::{Engine, SourceRecord, Totals};
 use crate::error::Result;
 use crate::event_log::AttemptMeta;
+use crate::prepared::{Prepared, Preparer};
 use crate::progress::Progress;
 use crate::source::file::FileSource;
 use crate::storage::Storage;
@@ -130,11 +133,10 @@ pub async fn replay_batches(
     mut next: impl FnMut(&mut Vec<SourceRecord>) -> Result<bool>,
 ) -> Result<(String, Summary)> {
     let mut target = Target::open(storage, job, attempt, source).await?;
-    let mut buf = Vec::new();
     loop {
-        buf.clear();
+        let mut buf = Vec::new();
         let more = next(&mut buf)?;
-        target.ingest(&buf).await?;
+        target.ingest(buf).await?;
         if !more {
             break;
         }
@@ -143,9 +145,11 @@ pub async fn replay_batches(
 }
 
 /// The attempt a replay writes: an engine over a new (or given) attempt,
-/// fed batch by batch by any source, with progress on stderr.
+/// fed batch by batch by any source, with progress on stderr. Batches are
+/// decoded ahead on a thread of their own while the engine projects.
 pub struct Target {
     engine: Engine,
+    prep: Preparer,
     db: Arc<slatedb::Db>,
     storage: Storage,
     job: String,
@@ -176,8 +180,10 @@ impl Target {
             source: source.to_owned(),
         };
         let engine = Engine::open(db.clone(), meta).await?;
+        let prep = Preparer::start(job, engine.next_seq(), true)?;
         Ok(Target {
             engine,
+            prep,
             db,
             storage: storage.clone(),
             job: job.to_owned(),
@@ -197,30 +203,39 @@ impl Target {
         self.progress.set_total(total);
     }
 
-    /// Decodes, projects and commits one batch.
-    pub async fn ingest(&mut self, batch: &[SourceRecord]) -> Result<()> {
+    /// Decodes, projects and commits one batch (an empty one is skipped).
+    pub async fn ingest(&mut self, batch: Vec<SourceRecord>) -> Result<()> {
         self.ingest_segment(batch, None).await
     }
 
     /// [`Target::ingest`] of a batch that may have been read whole from a
-    /// stored log segment ([`Engine::ingest_segment`]).
+    /// stored log segment (its first sequence and bytes): those bytes are
+    /// stored again as they are when the batch lands on the same sequences.
     pub async fn ingest_segment(
         &mut self,
-        batch: &[SourceRecord],
-        stored: Option<(u64, &[u8])>,
+        batch: Vec<SourceRecord>,
+        stored: Option<(u64, Bytes)>,
     ) -> Result<()> {
-        self.engine.ingest_segment(batch, stored).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = self.prep.push(batch, stored).await? {
+            self.apply(&p).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, p: &Prepared) -> Result<()> {
+        self.engine.ingest_prepared(p).await?;
         self.progress.update(self.engine.totals().records);
         Ok(())
     }
 
-    /// Records ingested so far.
-    pub fn records(&self) -> u64 {
-        self.engine.totals().records
-    }
-
     /// Makes everything durable, closes the attempt; its id and the summary.
     pub async fn finish(mut self) -> Result<(String, Summary)> {
+        while let Some(p) = self.prep.recv().await? {
+            self.apply(&p).await?;
+        }
         self.engine.flush().await?;
         // Sealed: nothing is committed after it.
         let store =

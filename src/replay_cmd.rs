@@ -163,9 +163,8 @@ async fn replay_file_range(
     let batch = a.batch.max(1);
     // The ETA of a whole file comes from the share of its bytes read.
     let whole = from == 0 && to == i64::MAX;
-    let mut buf = Vec::new();
     loop {
-        buf.clear();
+        let mut buf = Vec::new();
         let more = source.next_batch(batch, &mut buf)?;
         buf.retain(|r| r.offset >= from && r.offset <= to);
         if whole {
@@ -173,8 +172,9 @@ async fn replay_file_range(
                 target.set_total(total);
             }
         }
-        target.ingest(&buf).await?;
-        if !more || buf.last().is_some_and(|r| r.offset >= to) {
+        let past_end = buf.last().is_some_and(|r| r.offset >= to);
+        target.ingest(buf).await?;
+        if !more || past_end {
             break;
         }
     }

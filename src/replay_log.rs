@@ -180,7 +180,7 @@ pub async fn replay_from_log(
         let first = seg.first().map_or(0, |r| r.seq);
         let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
         target
-            .ingest_segment(&batch, stored.as_deref().map(|b| (first, b)))
+            .ingest_segment(batch, stored.map(|b| (first, b)))
             .await?;
     }
     drop(log);

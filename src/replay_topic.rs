@@ -220,8 +220,7 @@ pub async fn replay_topic(
             Err(_) => {}
         }
         if batch.len() >= DEFAULT_BATCH || (!batch.is_empty() && rx.is_empty()) {
-            target.ingest(&batch).await?;
-            batch.clear();
+            target.ingest(std::mem::take(&mut batch)).await?;
         }
         {
             let stats = source.stats.lock().unwrap_or_else(|e| e.into_inner());
@@ -260,9 +259,7 @@ pub async fn replay_topic(
         }
     }
     source.stop();
-    if !batch.is_empty() {
-        target.ingest(&batch).await?;
-    }
+    target.ingest(batch).await?;
     target.finish().await
 }
 

@@ -107,7 +107,7 @@ async fn per_split_rows_of_older_attempts_read_beside_the_index() {
     };
     let mut engine = Engine::open(db.clone(), meta).await.unwrap();
     engine
-        .ingest(&[split(1, "c", &["a"]), split(2, "a", &["q"])])
+        .ingest(vec![split(1, "c", &["a"]), split(2, "a", &["q"])])
         .await
         .unwrap();
     let list = get(&store, "/lineage").await;

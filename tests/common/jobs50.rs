@@ -363,10 +363,7 @@ pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<D
         }
         recs
     };
-    engine
-        .ingest(&batch(stream(job, BASE, None)))
-        .await
-        .unwrap();
+    engine.ingest(batch(stream(job, BASE, None))).await.unwrap();
 
     // Polling every 100 ms, on S3 too (where `serve` polls every 1 s by
     // default, as often as projectors flush there).
@@ -391,7 +388,7 @@ pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<D
         ]);
         let want = 1 + 2 * (k + 1);
         let t = Instant::now();
-        engine.ingest(&recs).await.unwrap();
+        engine.ingest(recs).await.unwrap();
         loop {
             let store = catalog.resolve(job, None).await.unwrap();
             let mut p = Params::new();
