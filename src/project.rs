@@ -2,6 +2,9 @@
 //! of the job's topic, commits each batch (log segment, changed view rows,
 //! per-partition position) in one SlateDB write, serves the job live over
 //! HTTP and exits cleanly on a signal or after the job ended and went quiet.
+//! While records keep coming, the next batches are decoded on a thread of
+//! their own as the engine applies the one before; when the source runs
+//! dry, every batch received is applied before waiting for more.
 //!
 //! Exactly once: the position only moves inside the batch that applied the
 //! records, and the source drops everything below it on restart.
@@ -21,6 +24,7 @@ use crate::event_log::AttemptMeta;
 use crate::http::{self, AppState, LiveFeed};
 use crate::lease::Lease;
 use crate::metrics::{Metrics, StageFigures};
+use crate::prepared::{Prepared, Preparer};
 use crate::replay::{new_attempt_id, now_ms, Summary};
 use crate::source::kafka::{KafkaConfig, KafkaSource, Stats};
 use crate::storage::Storage;
@@ -244,6 +248,7 @@ impl Daemon<'_> {
         let mut ended = self.store.job().await?.status_or_running() != "RUNNING";
         let mut last_record = Instant::now();
         let mut batch: Vec<SourceRecord> = Vec::new();
+        let mut prep = Preparer::start(&self.o.job, self.engine.next_seq(), true)?;
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -282,11 +287,15 @@ impl Daemon<'_> {
             }
             let due = deadline.is_some_and(|d| d <= tokio::time::Instant::now());
             if !batch.is_empty() && (batch.len() >= self.o.batch_max || due) {
-                if let Err(e) = self.commit(&mut batch).await {
-                    break Err(e);
+                // More records already waiting: the batch is prepared while
+                // the one before is applied. None: everything sent is
+                // applied now, so nothing waits on the next batch.
+                let more = !rx.is_empty();
+                match self.commit(&mut prep, &mut batch, more).await {
+                    Ok(e) => ended |= e,
+                    Err(e) => break Err(e),
                 }
                 deadline = None;
-                ended |= self.after_commit().await?;
             }
             self.update_lag();
             self.refresh_gauges().await;
@@ -298,6 +307,7 @@ impl Daemon<'_> {
             }
             if let (true, Some(quiet)) = (ended, self.o.exit_after_end) {
                 if batch.is_empty()
+                    && prep.in_flight() == 0
                     && rx.is_empty()
                     && last_record.elapsed() >= quiet
                     && self.caught_up(&source)
@@ -309,9 +319,8 @@ impl Daemon<'_> {
         };
         // Records already fetched are committed before stopping; what is
         // still in flight is read again by the next start.
-        if result.is_ok() && !batch.is_empty() {
-            self.commit(&mut batch).await?;
-            self.after_commit().await?;
+        if result.is_ok() {
+            self.commit(&mut prep, &mut batch, false).await?;
         }
         drop(rx);
         source.stop();
@@ -320,16 +329,40 @@ impl Daemon<'_> {
         result
     }
 
-    /// Ingests `batch` atomically and empties it.
-    async fn commit(&mut self, batch: &mut Vec<SourceRecord>) -> Result<()> {
+    /// Hands `batch` (emptied; it may be empty) to the preparing thread and
+    /// ingests, each atomically, the batches prepared before it: all of
+    /// them unless `more` records are already waiting, then only what keeps
+    /// [`crate::prepared::AHEAD`] in flight. True once the job ended.
+    async fn commit(
+        &mut self,
+        prep: &mut Preparer,
+        batch: &mut Vec<SourceRecord>,
+        more: bool,
+    ) -> Result<bool> {
+        let mut ended = false;
+        if !batch.is_empty() {
+            if let Some(p) = prep.push(std::mem::take(batch), None).await? {
+                ended |= self.ingest(&p).await?;
+            }
+        }
+        if !more {
+            while let Some(p) = prep.recv().await? {
+                ended |= self.ingest(&p).await?;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Ingests one prepared batch atomically and publishes the new state;
+    /// true once the job ended.
+    async fn ingest(&mut self, p: &Prepared) -> Result<bool> {
         let before = self.engine.totals();
         let t = Instant::now();
-        let n = batch.len();
-        self.engine.ingest(std::mem::take(batch)).await?;
+        self.engine.ingest_prepared(p).await?;
         self.metrics
             .batch_seconds
             .observe(t.elapsed().as_secs_f64());
-        self.metrics.batch_size.observe(n as f64);
+        self.metrics.batch_size.observe(p.len() as f64);
         let after = self.engine.totals();
         let d = |f: fn(&Totals) -> u64| f(&after) - f(&before);
         self.metrics.records.inc_by(d(|t| t.records));
@@ -345,7 +378,7 @@ impl Daemon<'_> {
                 "no record applied yet, every one a dead letter: is --job right?"
             );
         }
-        Ok(())
+        self.after_commit().await
     }
 
     /// Publishes the new state; true once the job ended.
