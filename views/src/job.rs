@@ -3,12 +3,13 @@
 //! record touches this one row, so it also holds the log position and the
 //! newest event time, which judge worker health and close metric windows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Payload, StageDecl};
 use crate::projection::{Input, Keys, Projection, Record};
+use crate::runtime::BuildFx;
 
 /// Job status names of the contract.
 pub const RUNNING: &str = "RUNNING";
@@ -39,6 +40,11 @@ pub struct JobRow {
     pub stage_count: u64,
     /// Declared stages and any a message named.
     pub known_stages: std::collections::BTreeSet<String>,
+    /// `known_stages` hashed, for the check every record makes: the set of
+    /// a big job is a dozen string comparisons deep. Not part of the row's
+    /// value; rebuilt from `known_stages` after a load.
+    #[serde(skip)]
+    pub stage_index: StageIndex,
     pub started_seen: bool,
     pub event_count: u64,
     pub applied_count: u64,
@@ -52,6 +58,40 @@ pub struct JobRow {
     /// Oldest and newest event time of any valid message.
     pub first_event_time: Option<f64>,
     pub newest_event_time: Option<f64>,
+}
+
+/// A hashed copy of a set of stage ids that is never stored, printed or
+/// compared: two rows differing only in it are equal.
+#[derive(Clone, Default)]
+pub struct StageIndex(HashSet<Box<str>, BuildFx>);
+
+impl PartialEq for StageIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for StageIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("_")
+    }
+}
+
+impl JobRow {
+    /// Adds a stage id to `known_stages` unless it is there.
+    fn know_stage(&mut self, stage: &str) {
+        if self.stage_index.0.len() != self.known_stages.len() {
+            self.stage_index.0 = self
+                .known_stages
+                .iter()
+                .map(|s| s.as_str().into())
+                .collect();
+        }
+        if !self.stage_index.0.contains(stage) {
+            self.stage_index.0.insert(stage.into());
+            self.known_stages.insert(stage.to_owned());
+        }
+    }
 }
 
 /// The job projection.
@@ -130,14 +170,10 @@ impl Projection for JobView {
             Payload::JobStarted(p) => p.stages.as_slice(),
             _ => &[],
         } {
-            if !row.known_stages.contains(&decl.stage_id) {
-                row.known_stages.insert(decl.stage_id.clone());
-            }
+            row.know_stage(&decl.stage_id);
         }
         if let Some(stage) = msg.stage_id() {
-            if !row.known_stages.contains(stage) {
-                row.known_stages.insert(stage.to_owned());
-            }
+            row.know_stage(stage);
         }
         row.stage_count = row.known_stages.len() as u64;
     }
@@ -222,6 +258,28 @@ mod tests {
         assert_eq!(j.start_time, Some(100.0));
         assert_eq!(j.stage_count, 2);
         assert_eq!(j.newest_event_time, Some(105.0));
+    }
+
+    #[test]
+    fn stages_known_before_a_reload_are_not_counted_again() {
+        use crate::projection::encode_row;
+        let g = given(&[job_started(100.0, 1, &["a", "b"])]);
+        let stored = encode_row(&g.job());
+        // Loaded from its bytes: the hashed index starts empty.
+        let rows = over_stored(
+            "job",
+            &[("", stored)],
+            2,
+            &[
+                worker_started("w1", "b", 101.0, 2),
+                worker_started("w2", "c", 102.0, 3),
+                worker_started("w3", "a", 103.0, 4),
+            ],
+        );
+        let j: super::JobRow = crate::projection::decode_row(&rows[""]).unwrap();
+        assert_eq!(j.stage_count, 3);
+        let known: Vec<_> = j.known_stages.iter().map(String::as_str).collect();
+        assert_eq!(known, ["a", "b", "c"]);
     }
 
     #[test]

@@ -28,8 +28,9 @@ pub enum Outcome {
 /// Batches (and changed rows) at least this big use two threads.
 const PARALLEL_MIN: usize = 1024;
 
-/// Views applied on the second thread: together they cost about as much as
-/// all the others (`sundial bench` prints each view's cost per event).
+/// Views on the second thread before their costs are measured (the first
+/// batch), and when changed rows are encoded: together they cost about as
+/// much as all the others (`sundial bench` prints each view's cost).
 const SECOND_GROUP: &[&str] = &["metrics", "lineage"];
 
 /// Some of the views, borrowed for one thread.
@@ -42,6 +43,10 @@ pub struct Projector {
     /// False when rebuilding only some views: the sequence tracker still
     /// judges duplicates, but its rows are not handed out.
     emit_sequences: bool,
+    /// Each view's recent apply cost (ns per record, a moving average over
+    /// batches), which splits the views between the two apply threads: the
+    /// cost of a view depends on the job's shape, no fixed split fits all.
+    apply_cost: Vec<f64>,
 }
 
 impl Projector {
@@ -51,6 +56,7 @@ impl Projector {
             sequences: ViewCache::new(Sequences, complete),
             views: crate::registry(complete),
             emit_sequences: true,
+            apply_cost: Vec::new(),
         }
     }
 
@@ -134,7 +140,7 @@ impl Projector {
     /// [`Projector::apply`] one by one would: the sequence tracker judges
     /// them all in order, then the views (independent of each other given
     /// the verdicts) run in two groups on two threads when the batch is big
-    /// enough to pay for it.
+    /// enough to pay for it, split by what each view cost lately.
     pub fn apply_batch(&mut self, first: u64, entries: &[Entry]) -> Vec<Outcome> {
         let mut inputs = Vec::with_capacity(entries.len());
         let mut outcomes = Vec::with_capacity(entries.len());
@@ -151,20 +157,66 @@ impl Projector {
             }
             return outcomes;
         }
-        let (mine, theirs) = self.groups();
-        let apply = |group: Group| {
+        let (mine, theirs) = self.balanced();
+        let apply = |group: Vec<(usize, &mut Box<dyn DynView>)>| {
             // View by view: each view's code and rows stay hot in cache.
-            for v in group {
+            let mut costs = Vec::with_capacity(group.len());
+            for (i, v) in group {
+                let t = std::time::Instant::now();
                 for input in &inputs {
                     v.apply(input);
                 }
+                let ns = t.elapsed().as_nanos() as f64 / inputs.len() as f64;
+                costs.push((i, ns));
             }
+            costs
         };
-        std::thread::scope(|s| {
-            s.spawn(|| apply(theirs));
-            apply(mine);
+        let (a, b) = std::thread::scope(|s| {
+            let b = s.spawn(|| apply(theirs));
+            let a = apply(mine);
+            (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
         });
+        for (i, ns) in a.into_iter().chain(b) {
+            let c = &mut self.apply_cost[i];
+            *c = if *c == 0.0 { ns } else { 0.75 * *c + 0.25 * ns };
+        }
         outcomes
+    }
+
+    /// The views split in two groups of about equal recent apply cost
+    /// (largest first, each to the lighter group), with their indexes;
+    /// the fixed split of [`Projector::groups`] until costs are known.
+    #[allow(clippy::type_complexity)]
+    fn balanced(
+        &mut self,
+    ) -> (
+        Vec<(usize, &mut Box<dyn DynView>)>,
+        Vec<(usize, &mut Box<dyn DynView>)>,
+    ) {
+        let n = self.views.len();
+        let mut second = vec![false; n];
+        if self.apply_cost.len() != n {
+            self.apply_cost = vec![0.0; n];
+            for (i, v) in self.views.iter().enumerate() {
+                second[i] = SECOND_GROUP.contains(&v.name());
+            }
+        } else {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| self.apply_cost[b].total_cmp(&self.apply_cost[a]));
+            let (mut first_load, mut second_load) = (0.0, 0.0);
+            for i in order {
+                if second_load < first_load {
+                    second[i] = true;
+                    second_load += self.apply_cost[i];
+                } else {
+                    first_load += self.apply_cost[i];
+                }
+            }
+        }
+        self.views
+            .iter_mut()
+            .enumerate()
+            .partition(|(i, _)| !second[*i])
     }
 
     /// The views split in two groups of about equal apply cost.
