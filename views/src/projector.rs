@@ -47,6 +47,8 @@ pub struct Projector {
     /// batches), which splits the views between the two apply threads: the
     /// cost of a view depends on the job's shape, no fixed split fits all.
     apply_cost: Vec<f64>,
+    /// The sequence tracker's recent judging cost, same unit.
+    judge_cost: f64,
 }
 
 impl Projector {
@@ -57,6 +59,7 @@ impl Projector {
             views: crate::registry(complete),
             emit_sequences: true,
             apply_cost: Vec::new(),
+            judge_cost: 0.0,
         }
     }
 
@@ -129,7 +132,7 @@ impl Projector {
 
     /// Applies one record to every view.
     pub fn apply(&mut self, seq: u64, entry: Entry) -> Outcome {
-        let (input, outcome) = self.judge(seq, entry);
+        let (input, outcome) = judge(&mut self.sequences, seq, entry);
         for v in &mut self.views {
             v.apply(&input);
         }
@@ -138,18 +141,20 @@ impl Projector {
 
     /// Applies records `first, first + 1, …` to every view, exactly as
     /// [`Projector::apply`] one by one would: the sequence tracker judges
-    /// them all in order, then the views (independent of each other given
-    /// the verdicts) run in two groups on two threads when the batch is big
-    /// enough to pay for it, split by what each view cost lately.
+    /// them in order, and the views (independent of each other given the
+    /// verdicts) run in two groups on two threads when the batch is big
+    /// enough to pay for it, split by what each view cost lately: the
+    /// second thread takes judged records a chunk at a time while the rest
+    /// are still being judged, the first applies its views once all are.
     pub fn apply_batch(&mut self, first: u64, entries: &[Entry]) -> Vec<Outcome> {
         let mut inputs = Vec::with_capacity(entries.len());
         let mut outcomes = Vec::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            let (input, outcome) = self.judge(first + i as u64, *e);
-            inputs.push(input);
-            outcomes.push(outcome);
-        }
-        if inputs.len() < PARALLEL_MIN {
+        if entries.len() < PARALLEL_MIN {
+            for (i, e) in entries.iter().enumerate() {
+                let (input, outcome) = judge(&mut self.sequences, first + i as u64, *e);
+                inputs.push(input);
+                outcomes.push(outcome);
+            }
             for input in &inputs {
                 for v in &mut self.views {
                     v.apply(input);
@@ -157,66 +162,38 @@ impl Projector {
             }
             return outcomes;
         }
-        let (mine, theirs) = self.balanced();
-        let apply = |group: Vec<(usize, &mut Box<dyn DynView>)>| {
-            // View by view: each view's code and rows stay hot in cache.
-            let mut costs = Vec::with_capacity(group.len());
-            for (i, v) in group {
-                let t = std::time::Instant::now();
-                for input in &inputs {
-                    v.apply(input);
+        let (mine, theirs) = balanced(&mut self.views, &mut self.apply_cost, self.judge_cost);
+        let sequences = &mut self.sequences;
+        let (a, b, judge_ns) = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<Input>>();
+            let b = s.spawn(move || apply_chunks(theirs, rx));
+            let t = std::time::Instant::now();
+            for (c, chunk) in entries.chunks(JUDGED_CHUNK).enumerate() {
+                let at = first + (c * JUDGED_CHUNK) as u64;
+                let mut judged = Vec::with_capacity(chunk.len());
+                for (i, e) in chunk.iter().enumerate() {
+                    let (input, outcome) = judge(sequences, at + i as u64, *e);
+                    judged.push(input);
+                    outcomes.push(outcome);
                 }
-                let ns = t.elapsed().as_nanos() as f64 / inputs.len() as f64;
-                costs.push((i, ns));
+                inputs.extend_from_slice(&judged);
+                // Closed only if the other thread panicked: joined below.
+                let _ = tx.send(judged);
             }
-            costs
-        };
-        let (a, b) = std::thread::scope(|s| {
-            let b = s.spawn(|| apply(theirs));
-            let a = apply(mine);
-            (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            drop(tx);
+            let judge_ns = t.elapsed().as_nanos() as f64;
+            let a = apply_chunks(mine, single(inputs));
+            let b = b.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (a, b, judge_ns)
         });
+        let n = entries.len() as f64;
+        let average =
+            |c: &mut f64, ns: f64| *c = if *c == 0.0 { ns } else { 0.75 * *c + 0.25 * ns };
         for (i, ns) in a.into_iter().chain(b) {
-            let c = &mut self.apply_cost[i];
-            *c = if *c == 0.0 { ns } else { 0.75 * *c + 0.25 * ns };
+            average(&mut self.apply_cost[i], ns / n);
         }
+        average(&mut self.judge_cost, judge_ns / n);
         outcomes
-    }
-
-    /// The views split in two groups of about equal recent apply cost
-    /// (largest first, each to the lighter group), with their indexes;
-    /// the fixed split of [`Projector::groups`] until costs are known.
-    #[allow(clippy::type_complexity)]
-    fn balanced(
-        &mut self,
-    ) -> (
-        Vec<(usize, &mut Box<dyn DynView>)>,
-        Vec<(usize, &mut Box<dyn DynView>)>,
-    ) {
-        let n = self.views.len();
-        let mut second = vec![false; n];
-        if self.apply_cost.len() != n {
-            self.apply_cost = vec![0.0; n];
-            for (i, v) in self.views.iter().enumerate() {
-                second[i] = SECOND_GROUP.contains(&v.name());
-            }
-        } else {
-            let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by(|&a, &b| self.apply_cost[b].total_cmp(&self.apply_cost[a]));
-            let (mut first_load, mut second_load) = (0.0, 0.0);
-            for i in order {
-                if second_load < first_load {
-                    second[i] = true;
-                    second_load += self.apply_cost[i];
-                } else {
-                    first_load += self.apply_cost[i];
-                }
-            }
-        }
-        self.views
-            .iter_mut()
-            .enumerate()
-            .partition(|(i, _)| !second[*i])
     }
 
     /// The views split in two groups of about equal apply cost.
@@ -224,42 +201,6 @@ impl Projector {
         self.views
             .iter_mut()
             .partition(|v| !SECOND_GROUP.contains(&v.name()))
-    }
-
-    /// The sequence tracker's verdict on one record, as the views' input.
-    fn judge<'m, 'a>(&mut self, seq: u64, entry: Entry<'m, 'a>) -> (Input<'m, 'a>, Outcome) {
-        match entry {
-            Entry::Dead(d) => (
-                Input {
-                    seq,
-                    record: Record::Dead(d),
-                },
-                Outcome::Dead,
-            ),
-            Entry::Valid(msg) => {
-                let probe = Self::probe(seq, entry);
-                let verdict = self
-                    .sequences
-                    .with_rows(&probe, |_, _, rows| Sequences::judge(msg, rows))
-                    .unwrap_or(Verdict::Fresh { missing_delta: 0 });
-                match verdict {
-                    Verdict::Duplicate => (
-                        Input {
-                            seq,
-                            record: Record::Duplicate(msg),
-                        },
-                        Outcome::Duplicate,
-                    ),
-                    Verdict::Fresh { missing_delta } => (
-                        Input {
-                            seq,
-                            record: Record::Applied { msg, missing_delta },
-                        },
-                        Outcome::Applied,
-                    ),
-                }
-            }
-        }
     }
 
     /// Hands every changed row to `out` as `(view, key, bytes)`.
@@ -323,6 +264,112 @@ impl Projector {
     pub fn cached(&self) -> usize {
         self.sequences.cached() + self.views.iter().map(|v| v.cached()).sum::<usize>()
     }
+}
+
+/// The sequence tracker's verdict on one record, as the views' input.
+fn judge<'m, 'a>(
+    sequences: &mut ViewCache<Sequences>,
+    seq: u64,
+    entry: Entry<'m, 'a>,
+) -> (Input<'m, 'a>, Outcome) {
+    match entry {
+        Entry::Dead(d) => (
+            Input {
+                seq,
+                record: Record::Dead(d),
+            },
+            Outcome::Dead,
+        ),
+        Entry::Valid(msg) => {
+            let probe = Projector::probe(seq, entry);
+            let verdict = sequences
+                .with_rows(&probe, |_, _, rows| Sequences::judge(msg, rows))
+                .unwrap_or(Verdict::Fresh { missing_delta: 0 });
+            match verdict {
+                Verdict::Duplicate => (
+                    Input {
+                        seq,
+                        record: Record::Duplicate(msg),
+                    },
+                    Outcome::Duplicate,
+                ),
+                Verdict::Fresh { missing_delta } => (
+                    Input {
+                        seq,
+                        record: Record::Applied { msg, missing_delta },
+                    },
+                    Outcome::Applied,
+                ),
+            }
+        }
+    }
+}
+
+/// Records judged per chunk handed to the second apply thread.
+const JUDGED_CHUNK: usize = 2048;
+
+/// A channel already holding `inputs` and closed: the first thread's
+/// views take all the records at once, through the same code.
+fn single<'m, 'a>(inputs: Vec<Input<'m, 'a>>) -> std::sync::mpsc::Receiver<Vec<Input<'m, 'a>>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = tx.send(inputs);
+    rx
+}
+
+/// Applies each chunk received, in order, to each view of `group`, view by
+/// view within a chunk (each view's code and rows stay hot in cache);
+/// returns each view's index and the nanoseconds it took in all.
+fn apply_chunks(
+    mut group: Vec<(usize, &mut Box<dyn DynView>)>,
+    chunks: std::sync::mpsc::Receiver<Vec<Input>>,
+) -> Vec<(usize, f64)> {
+    let mut costs: Vec<(usize, f64)> = group.iter().map(|(i, _)| (*i, 0.0)).collect();
+    for chunk in chunks {
+        for ((_, v), (_, ns)) in group.iter_mut().zip(&mut costs) {
+            let t = std::time::Instant::now();
+            for input in &chunk {
+                v.apply(input);
+            }
+            *ns += t.elapsed().as_nanos() as f64;
+        }
+    }
+    costs
+}
+
+/// The views split in two groups of about equal recent apply cost
+/// (largest first, each to the lighter group), with their indexes; the
+/// first group's thread also judges, so it starts with that cost. The
+/// fixed split of [`SECOND_GROUP`] until costs are known.
+#[allow(clippy::type_complexity)]
+fn balanced<'v>(
+    views: &'v mut [Box<dyn DynView>],
+    cost: &mut Vec<f64>,
+    judge_cost: f64,
+) -> (
+    Vec<(usize, &'v mut Box<dyn DynView>)>,
+    Vec<(usize, &'v mut Box<dyn DynView>)>,
+) {
+    let n = views.len();
+    let mut second = vec![false; n];
+    if cost.len() != n {
+        *cost = vec![0.0; n];
+        for (i, v) in views.iter().enumerate() {
+            second[i] = SECOND_GROUP.contains(&v.name());
+        }
+    } else {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| cost[b].total_cmp(&cost[a]));
+        let (mut first_load, mut second_load) = (judge_cost, 0.0);
+        for i in order {
+            if second_load < first_load {
+                second[i] = true;
+                second_load += cost[i];
+            } else {
+                first_load += cost[i];
+            }
+        }
+    }
+    views.iter_mut().enumerate().partition(|(i, _)| !second[*i])
 }
 
 #[cfg(test)]
