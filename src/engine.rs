@@ -224,11 +224,6 @@ impl Engine {
         self.position.next_seq
     }
 
-    /// True when this engine writes the log (false: views rebuilt in place).
-    pub fn writes_log(&self) -> bool {
-        self.write_log
-    }
-
     /// Projects and commits one prepared batch atomically: its log segment,
     /// every view row it changed and the new position in one write.
     pub async fn ingest_prepared(&mut self, p: &Prepared) -> Result<()> {

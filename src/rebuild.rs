@@ -130,23 +130,18 @@ async fn rebuild_leased(
     let mut log = ReadAhead::start(LogReader::open(&Handle::Writer(db.clone()), all).await?);
     // Decoded ahead while the engine projects the batch before.
     let mut prep = Preparer::start(job, engine.next_seq(), false)?;
-    loop {
-        let ready = match log.next().await? {
-            Some((seg, _)) => {
-                let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-                prep.push(batch, None).await?
-            }
-            None => match prep.recv().await? {
-                Some(p) => Some(p),
-                None => break,
-            },
-        };
-        if let Some(p) = ready {
+    while let Some((seg, _)) = log.next().await? {
+        let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
+        if let Some(p) = prep.push(batch, None).await? {
             engine.ingest_prepared(&p).await?;
             progress.update(engine.totals().records);
         }
     }
     drop(log);
+    while let Some(p) = prep.recv().await? {
+        engine.ingest_prepared(&p).await?;
+        progress.update(engine.totals().records);
+    }
     engine.flush().await?;
     // The rebuilt views' sealed summary (opening the attempt removed the old one).
     let store = ViewStore::open(Handle::Writer(db.clone()), job, attempt).await?;

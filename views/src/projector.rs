@@ -182,7 +182,7 @@ impl Projector {
             }
             drop(tx);
             let judge_ns = t.elapsed().as_nanos() as f64;
-            let a = apply_chunks(mine, single(inputs));
+            let a = apply_chunks(mine, std::iter::once(inputs));
             let b = b.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             (a, b, judge_ns)
         });
@@ -308,20 +308,12 @@ fn judge<'m, 'a>(
 /// Records judged per chunk handed to the second apply thread.
 const JUDGED_CHUNK: usize = 2048;
 
-/// A channel already holding `inputs` and closed: the first thread's
-/// views take all the records at once, through the same code.
-fn single<'m, 'a>(inputs: Vec<Input<'m, 'a>>) -> std::sync::mpsc::Receiver<Vec<Input<'m, 'a>>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let _ = tx.send(inputs);
-    rx
-}
-
-/// Applies each chunk received, in order, to each view of `group`, view by
+/// Applies each chunk, in order, to each view of `group`, view by
 /// view within a chunk (each view's code and rows stay hot in cache);
 /// returns each view's index and the nanoseconds it took in all.
-fn apply_chunks(
+fn apply_chunks<'m, 'a: 'm>(
     mut group: Vec<(usize, &mut Box<dyn DynView>)>,
-    chunks: std::sync::mpsc::Receiver<Vec<Input>>,
+    chunks: impl IntoIterator<Item = Vec<Input<'m, 'a>>>,
 ) -> Vec<(usize, f64)> {
     let mut costs: Vec<(usize, f64)> = group.iter().map(|(i, _)| (*i, 0.0)).collect();
     for chunk in chunks {
