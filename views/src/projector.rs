@@ -172,6 +172,7 @@ impl Projector {
                 let at = first + (c * JUDGED_CHUNK) as u64;
                 let mut judged = Vec::with_capacity(chunk.len());
                 for (i, e) in chunk.iter().enumerate() {
+                    crate::prefetch::entries_ahead(chunk, i);
                     let (input, outcome) = judge(sequences, at + i as u64, *e);
                     judged.push(input);
                     outcomes.push(outcome);
@@ -317,10 +318,18 @@ fn apply_chunks<'m, 'a: 'm>(
 ) -> Vec<(usize, f64)> {
     let mut costs: Vec<(usize, f64)> = group.iter().map(|(i, _)| (*i, 0.0)).collect();
     for chunk in chunks {
-        for ((_, v), (_, ns)) in group.iter_mut().zip(&mut costs) {
+        for (n, ((_, v), (_, ns))) in group.iter_mut().zip(&mut costs).enumerate() {
             let t = std::time::Instant::now();
-            for input in &chunk {
-                v.apply(input);
+            if n == 0 {
+                // The first view reads the chunk first: from another core.
+                for (i, input) in chunk.iter().enumerate() {
+                    crate::prefetch::inputs_ahead(&chunk, i);
+                    v.apply(input);
+                }
+            } else {
+                for input in &chunk {
+                    v.apply(input);
+                }
             }
             *ns += t.elapsed().as_nanos() as f64;
         }
