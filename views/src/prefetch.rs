@@ -48,40 +48,34 @@ fn strings(m: &Message) {
     }
 }
 
-fn entry_message<'m, 'a>(e: Option<&Entry<'m, 'a>>) -> Option<&'m Message<'a>> {
-    match e {
-        Some(Entry::Valid(m)) => Some(*m),
-        _ => None,
+/// Before record `i` of `items` is read: fetches what the records
+/// `AHEAD` and `AHEAD / 2` places on will need, through `message`.
+#[inline(always)]
+fn ahead<'m, 'a: 'm, T>(items: &[T], i: usize, msg: impl Fn(&T) -> Option<&'m Message<'a>>) {
+    if let Some(m) = items.get(i + AHEAD).and_then(&msg) {
+        message(m);
+    }
+    if let Some(m) = items.get(i + AHEAD / 2).and_then(&msg) {
+        strings(m);
     }
 }
 
-fn input_message<'m, 'a>(i: Option<&Input<'m, 'a>>) -> Option<&'m Message<'a>> {
-    match i.map(|i| i.record) {
-        Some(Record::Applied { msg, .. } | Record::Duplicate(msg)) => Some(msg),
-        _ => None,
-    }
-}
-
-/// Before judging `entries[i]`: fetches what later entries will need.
+/// Before judging `entries[i]`.
 #[inline(always)]
 pub fn entries_ahead(entries: &[Entry], i: usize) {
-    if let Some(m) = entry_message(entries.get(i + AHEAD)) {
-        message(m);
-    }
-    if let Some(m) = entry_message(entries.get(i + AHEAD / 2)) {
-        strings(m);
-    }
+    ahead(entries, i, |e| match e {
+        Entry::Valid(m) => Some(*m),
+        Entry::Dead(_) => None,
+    });
 }
 
-/// Before applying `inputs[i]`: fetches what later inputs will need.
+/// Before applying `inputs[i]`.
 #[inline(always)]
 pub fn inputs_ahead(inputs: &[Input], i: usize) {
-    if let Some(m) = input_message(inputs.get(i + AHEAD)) {
-        message(m);
-    }
-    if let Some(m) = input_message(inputs.get(i + AHEAD / 2)) {
-        strings(m);
-    }
+    ahead(inputs, i, |input| match input.record {
+        Record::Applied { msg, .. } | Record::Duplicate(msg) => Some(msg),
+        Record::Dead(_) => None,
+    });
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ const SECOND_GROUP: &[&str] = &["metrics", "lineage"];
 /// Some of the views, borrowed for one thread.
 type Group<'v> = Vec<&'v mut Box<dyn DynView>>;
 
+/// Some of the views with their places in the registry, for one thread.
+type Indexed<'v> = Vec<(usize, &'v mut Box<dyn DynView>)>;
+
 /// Every view plus the sequence tracker, with their row caches.
 pub struct Projector {
     sequences: ViewCache<Sequences>,
@@ -313,23 +316,19 @@ const JUDGED_CHUNK: usize = 2048;
 /// view within a chunk (each view's code and rows stay hot in cache);
 /// returns each view's index and the nanoseconds it took in all.
 fn apply_chunks<'m, 'a: 'm>(
-    mut group: Vec<(usize, &mut Box<dyn DynView>)>,
+    mut group: Indexed<'_>,
     chunks: impl IntoIterator<Item = Vec<Input<'m, 'a>>>,
 ) -> Vec<(usize, f64)> {
     let mut costs: Vec<(usize, f64)> = group.iter().map(|(i, _)| (*i, 0.0)).collect();
     for chunk in chunks {
         for (n, ((_, v), (_, ns))) in group.iter_mut().zip(&mut costs).enumerate() {
             let t = std::time::Instant::now();
-            if n == 0 {
-                // The first view reads the chunk first: from another core.
-                for (i, input) in chunk.iter().enumerate() {
+            for (i, input) in chunk.iter().enumerate() {
+                if n == 0 {
+                    // The first view reads the chunk first: from another core.
                     crate::prefetch::inputs_ahead(&chunk, i);
-                    v.apply(input);
                 }
-            } else {
-                for input in &chunk {
-                    v.apply(input);
-                }
+                v.apply(input);
             }
             *ns += t.elapsed().as_nanos() as f64;
         }
@@ -341,15 +340,11 @@ fn apply_chunks<'m, 'a: 'm>(
 /// (largest first, each to the lighter group), with their indexes; the
 /// first group's thread also judges, so it starts with that cost. The
 /// fixed split of [`SECOND_GROUP`] until costs are known.
-#[allow(clippy::type_complexity)]
 fn balanced<'v>(
     views: &'v mut [Box<dyn DynView>],
     cost: &mut Vec<f64>,
     judge_cost: f64,
-) -> (
-    Vec<(usize, &'v mut Box<dyn DynView>)>,
-    Vec<(usize, &'v mut Box<dyn DynView>)>,
-) {
+) -> (Indexed<'v>, Indexed<'v>) {
     let n = views.len();
     let mut second = vec![false; n];
     if cost.len() != n {
