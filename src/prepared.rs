@@ -54,24 +54,27 @@ impl Prepared {
         plan: SegmentPlan,
         scratch: &mut (Vec<u8>, Vec<u8>),
     ) -> Self {
-        let encode = |scratch: &mut (Vec<u8>, Vec<u8>)| match plan {
-            SegmentPlan::Stored(at, bytes) if at == first => Some(bytes),
-            SegmentPlan::Encode | SegmentPlan::Stored(..) => {
-                Some(encode_segment(&records, first, scratch))
-            }
-            SegmentPlan::None => None,
+        // Stored bytes landing on their own sequences are reused as they
+        // are: only an encoding is worth a second thread.
+        let (reused, encode) = match plan {
+            SegmentPlan::Stored(at, bytes) if at == first => (Some(bytes), false),
+            SegmentPlan::Encode | SegmentPlan::Stored(..) => (None, true),
+            SegmentPlan::None => (None, false),
         };
-        let (decoded, segment) = if records.len() >= crate::engine::PARALLEL_DECODE_MIN {
+        let (decoded, segment) = if !encode {
+            (decode_batch(&records, job_id), reused)
+        } else if records.len() >= crate::engine::PARALLEL_DECODE_MIN {
             std::thread::scope(|s| {
-                let segment = s.spawn(|| encode(scratch));
+                let segment = s.spawn(|| encode_segment(&records, first, scratch));
                 let decoded = decode_batch(&records, job_id);
                 let segment = segment
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (decoded, segment)
+                (decoded, Some(segment))
             })
         } else {
-            (decode_batch(&records, job_id), encode(scratch))
+            let segment = encode_segment(&records, first, scratch);
+            (decode_batch(&records, job_id), Some(segment))
         };
         // SAFETY: a decoded message borrows only bytes inside the heap
         // buffers of `records`' values. Those buffers never move or change
