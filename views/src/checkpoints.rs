@@ -64,7 +64,7 @@ impl Projection for CheckpointView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [CheckpointRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut CheckpointRow]) {
         let Some(msg) = input.applied() else { return };
         let Payload::Checkpoint(p) = &msg.payload else {
             return;

@@ -38,9 +38,9 @@ impl Projection for DeadLetterView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [DeadLetterRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut DeadLetterRow]) {
         if let Record::Dead(d) = input.record {
-            rows[0] = DeadLetterRow {
+            *rows[0] = DeadLetterRow {
                 offset: input.seq,
                 reason: d.reason.clone(),
                 preview: d.preview.clone(),

@@ -33,9 +33,9 @@ impl Projection for DuplicateView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [DuplicateRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut DuplicateRow]) {
         if let Record::Duplicate(m) = input.record {
-            rows[0] = DuplicateRow {
+            *rows[0] = DuplicateRow {
                 offset: input.seq,
                 source_id: m.source_id.to_string(),
                 message_type: m.kind.as_str().to_owned(),

@@ -159,7 +159,7 @@ impl Projection for ExceptionGroupView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [ExceptionGroupRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut ExceptionGroupRow]) {
         let Some(msg) = input.applied() else { return };
         let Payload::Exception(p) = &msg.payload else {
             return;

@@ -45,12 +45,12 @@ impl Projection for ExceptionView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [ExceptionRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut ExceptionRow]) {
         let Some(msg) = input.applied() else { return };
         let Payload::Exception(p) = &msg.payload else {
             return;
         };
-        rows[0] = ExceptionRow {
+        *rows[0] = ExceptionRow {
             offset: input.seq,
             timestamp: msg.timestamp,
             source_id: msg.source_id.to_string(),

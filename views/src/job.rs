@@ -106,7 +106,7 @@ impl Projection for JobView {
         keys.push("");
     }
 
-    fn apply(&self, input: &Input, rows: &mut [JobRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut JobRow]) {
         let row = &mut rows[0];
         row.event_count += 1;
         row.log_offset = input.seq;

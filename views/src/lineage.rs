@@ -279,7 +279,7 @@ impl Projection for LineageView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [LineageRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut LineageRow]) {
         let Some(msg) = input.applied() else { return };
         if let Payload::SplitProcessed(p) = &msg.payload {
             rows[0].add(input.seq, p);

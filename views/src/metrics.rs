@@ -173,7 +173,7 @@ impl Projection for MetricsView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [MetricsRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut MetricsRow]) {
         let Some(msg) = input.applied() else { return };
         let ts = msg.timestamp;
         let win = &mut rows[0];

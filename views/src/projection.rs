@@ -152,7 +152,7 @@ impl Keys {
 ///     const NAME: &'static str = "count";
 ///     type Row = Total;
 ///     fn keys(&self, _input: &Input, keys: &mut Keys) { keys.push(""); }
-///     fn apply(&self, _input: &Input, rows: &mut [Total]) { rows[0].n += 1; }
+///     fn apply(&self, _input: &Input, rows: &mut [&mut Total]) { rows[0].n += 1; }
 /// }
 /// ```
 pub trait Projection: Send + Sync + 'static {
@@ -166,7 +166,7 @@ pub trait Projection: Send + Sync + 'static {
     /// Lists the keys of the rows this input changes (none: not interested).
     fn keys(&self, input: &Input, keys: &mut Keys);
     /// Applies the input to the rows of the listed keys.
-    fn apply(&self, input: &Input, rows: &mut [Self::Row]);
+    fn apply(&self, input: &Input, rows: &mut [&mut Self::Row]);
 }
 
 /// Encodes a row for storage: compact MessagePack (structs as arrays). Rows

@@ -103,7 +103,7 @@ pub struct Sequences;
 
 impl Sequences {
     /// Judges `msg` against the rows of its keys (`[runs, chunk]`).
-    pub fn judge(msg: &Message, rows: &mut [SequenceRow]) -> Verdict {
+    pub fn judge(msg: &Message, rows: &mut [&mut SequenceRow]) -> Verdict {
         let Some(seq) = msg.sequence else {
             return Verdict::Fresh { missing_delta: 0 };
         };
@@ -191,7 +191,7 @@ impl Projection for Sequences {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [SequenceRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut SequenceRow]) {
         if let Some(msg) = input.applied() {
             Sequences::judge(msg, rows);
         }

@@ -265,7 +265,7 @@ impl Projection for StageView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [StageRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut StageRow]) {
         let Some(msg) = input.applied() else { return };
         let ts = msg.timestamp;
         if let Payload::JobStarted(p) = &msg.payload {
@@ -287,7 +287,7 @@ impl Projection for StageView {
         let (row, rest) = rows.split_first_mut().expect("one key at least");
         row.init(msg.stage_id().unwrap_or_default());
         // The worker's share row, listed second by `keys` for worker reports.
-        let holder = rest.first_mut();
+        let holder = rest.first_mut().map(|r| &mut **r);
         match &msg.payload {
             Payload::StageStarted(p) => {
                 row.mark_running(ts);

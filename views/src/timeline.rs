@@ -53,12 +53,12 @@ impl Projection for TimelineView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [TimelineRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut TimelineRow]) {
         let Some(msg) = input.applied() else { return };
         let Some(detail) = detail(&msg.payload) else {
             return;
         };
-        rows[0] = TimelineRow {
+        *rows[0] = TimelineRow {
             timestamp: msg.timestamp,
             offset: input.seq,
             event: msg.kind.as_str().to_owned(),

@@ -188,13 +188,13 @@ impl Projection for WorkerView {
         }
     }
 
-    fn apply(&self, input: &Input, rows: &mut [WorkerRow]) {
+    fn apply(&self, input: &Input, rows: &mut [&mut WorkerRow]) {
         let Some(msg) = input.applied() else { return };
         let Some((worker, stage)) = worker_of(msg) else {
             return;
         };
         let (row, rest) = rows.split_first_mut().expect("one key at least");
-        let entry = rest.first_mut();
+        let entry = rest.first_mut().map(|r| &mut **r);
         row.touch(msg, worker, stage);
         let ts = msg.timestamp;
         match &msg.payload {
