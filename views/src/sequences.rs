@@ -114,8 +114,14 @@ impl Sequences {
         let kind = msg.kind as u8;
         // This sequence's fingerprints: `seen[start..end]` (usually empty,
         // at the end: sequences mostly arrive in order).
-        let start = chunk.seen.partition_point(|(s, _)| *s < seq);
-        let end = chunk.seen.partition_point(|(s, _)| *s <= seq);
+        let (start, end) = match chunk.seen.last() {
+            // In order: no search through the chunk's earlier entries.
+            Some((last, _)) if *last < seq => (chunk.seen.len(), chunk.seen.len()),
+            _ => (
+                chunk.seen.partition_point(|(s, _)| *s < seq),
+                chunk.seen.partition_point(|(s, _)| *s <= seq),
+            ),
+        };
         let entries = &chunk.seen[start..end];
         if entries
             .iter()

@@ -234,18 +234,18 @@ fn is_worker_report(msg: &Message) -> bool {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StageView;
 
-/// Stage ids a message touches, distinct, in message order.
-fn stages_of<'m>(msg: &'m Message, out: &mut Vec<&'m str>) {
+/// Calls `f` with each stage id a message touches, distinct, in message order.
+fn for_stages<'m>(msg: &'m Message, mut f: impl FnMut(&'m str)) {
     match &msg.payload {
         Payload::JobStarted(p) => {
-            for s in &p.stages {
-                if !out.contains(&s.stage_id.as_str()) {
-                    out.push(&s.stage_id);
+            for (i, s) in p.stages.iter().enumerate() {
+                if !p.stages[..i].iter().any(|d| d.stage_id == s.stage_id) {
+                    f(&s.stage_id);
                 }
             }
         }
         Payload::SplitProcessed(_) => {}
-        _ => out.extend(msg.stage_id()),
+        _ => msg.stage_id().into_iter().for_each(f),
     }
 }
 
@@ -255,12 +255,9 @@ impl Projection for StageView {
 
     fn keys(&self, input: &Input, keys: &mut Keys) {
         let Some(msg) = input.applied() else { return };
-        let mut ids = Vec::new();
-        stages_of(msg, &mut ids);
-        for id in &ids {
-            keys.push(&stage_key(id));
-        }
-        if let ([stage], true) = (ids.as_slice(), is_worker_report(msg)) {
+        for_stages(msg, |id| keys.push(&stage_key(id)));
+        // A worker report names one stage: the worker's share is its child.
+        if let (Some(stage), true) = (msg.stage_id(), is_worker_report(msg)) {
             child_rows::push_child(keys, stage, &[&msg.source_id]);
         }
     }
@@ -270,7 +267,7 @@ impl Projection for StageView {
         let ts = msg.timestamp;
         if let Payload::JobStarted(p) = &msg.payload {
             let mut ids = Vec::new();
-            stages_of(msg, &mut ids);
+            for_stages(msg, |id| ids.push(id));
             for (row, id) in rows.iter_mut().zip(ids) {
                 row.init(id);
                 let Some(decl) = p.stages.iter().find(|d| d.stage_id == id) else {
