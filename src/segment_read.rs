@@ -10,6 +10,10 @@ use bytes::Bytes;
 
 use crate::event_log::LogRecord;
 
+/// How far ahead of the record being read its successors' heads are
+/// fetched: a few records.
+const PREFETCH_BYTES: usize = 2048;
+
 /// The records of `raw`, values sharing its buffer; `None` when `raw` is
 /// not exactly the shape written today.
 pub fn records(raw: &Bytes) -> Option<Vec<LogRecord>> {
@@ -17,6 +21,9 @@ pub fn records(raw: &Bytes) -> Option<Vec<LogRecord>> {
     let n = r.array_len()?;
     let mut out = Vec::with_capacity(n.min(raw.len() / 8));
     for _ in 0..n {
+        // Only each record's head is read, ~430 bytes apart: a stride the
+        // hardware did not follow (this read was most of the parse).
+        sundial_views::prefetch::bytes(raw, r.at + PREFETCH_BYTES);
         if r.array_len()? != 6 {
             return None;
         }
