@@ -35,7 +35,7 @@ pub fn range_of(seq: u64) -> u64 {
 pub fn range_key(range: u64) -> String {
     let mut k = String::with_capacity(INDEX_PREFIX.len() + 16);
     k.push_str(INDEX_PREFIX);
-    k.push_str(crate::projection::ascii(&hex16(range)));
+    k.push_str(hex16(range).as_str());
     k
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::counts::Counts;
 use crate::event::{Message, Payload};
-use crate::projection::{ascii, dec20, Input, Keys, Projection};
+use crate::projection::{dec20, Input, Keys, Projection};
 
 /// Window length in event seconds.
 pub const WINDOW_S: f64 = 1.0;
@@ -161,12 +161,12 @@ impl Projection for MetricsView {
         match &msg.payload {
             Payload::StageMetrics(_) | Payload::Backpressure(_) => {
                 let w = dec20(win as u64);
-                keys.push_parts(&["s\u{1f}", &msg.source_id, "\u{1f}", ascii(&w)]);
+                keys.push_parts(&["s\u{1f}", &msg.source_id, "\u{1f}", w.as_str()]);
             }
             _ => {
                 if let Some((stage, _)) = counts_of(msg) {
                     let w = dec20(win as u64);
-                    keys.push_parts(&["s\u{1f}", stage, "\u{1f}", ascii(&w)]);
+                    keys.push_parts(&["s\u{1f}", stage, "\u{1f}", w.as_str()]);
                     keys.push_parts(&["w\u{1f}", &msg.source_id]);
                 }
             }

@@ -188,12 +188,7 @@ impl Projection for Sequences {
         if let Some(seq) = msg.sequence {
             keys.push_parts(&["r\u{1f}", &msg.source_id]);
             let chunk = crate::projection::hex16(seq / CHUNK);
-            keys.push_parts(&[
-                "c\u{1f}",
-                &msg.source_id,
-                "\u{1f}",
-                crate::projection::ascii(&chunk),
-            ]);
+            keys.push_parts(&["c\u{1f}", &msg.source_id, "\u{1f}", chunk.as_str()]);
         }
     }
 

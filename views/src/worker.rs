@@ -58,7 +58,7 @@ pub struct WorkerRow {
 }
 
 /// `ts` as 16 hex digits that sort as the number does (-0.0 as 0.0).
-fn sortable(ts: f64) -> [u8; 16] {
+fn sortable(ts: f64) -> crate::projection::Digits<16> {
     let bits = if ts == 0.0 { 0 } else { ts.to_bits() };
     let key = if bits >> 63 == 1 {
         !bits
@@ -74,8 +74,8 @@ fn sortable(ts: f64) -> [u8; 16] {
 /// in log order.
 pub fn event_key(worker: &str, ts: f64, seq: u64) -> String {
     let mut k = child_rows::child_prefix(worker);
-    k.push_str(crate::projection::ascii(&sortable(ts)));
-    k.push_str(crate::projection::ascii(&crate::projection::hex16(seq)));
+    k.push_str(sortable(ts).as_str());
+    k.push_str(crate::projection::hex16(seq).as_str());
     k
 }
 
