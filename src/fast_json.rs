@@ -205,16 +205,18 @@ impl<'a> Reader<'a> {
     }
 
     /// An array, each element read by `item`.
-    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+    fn array<T, C: Default + Extend<T>>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<C> {
         self.eat(b'[')?;
+        let mut out = C::default();
         if self.peek()? == b']' {
             self.at += 1;
-            return Some(Vec::new());
+            return Some(out);
         }
-        // Room for a typical list of partitions or parents: one allocation.
-        let mut out = Vec::with_capacity(16);
         loop {
-            out.push(item(self)?);
+            out.extend(Some(item(self)?));
             match self.peek()? {
                 b',' => self.at += 1,
                 b']' => {
@@ -443,7 +445,7 @@ impl<'a> Reader<'a> {
                     Some(0)
                 })
                 .map(drop),
-            b'[' => self.array(|r| r.skip_value(depth + 1)).map(drop),
+            b'[' => self.array::<_, ()>(|r| r.skip_value(depth + 1)),
             b'"' => self.str().map(drop),
             b't' | b'f' => self.bool().map(drop),
             b'n' => self.null().then_some(()),
@@ -502,7 +504,7 @@ impl<'a> Reader<'a> {
                     16
                 }
                 "payload_storage_path" => {
-                    path = r.opt(|r| r.str().map(str::to_owned))?;
+                    path = r.opt(Self::str)?;
                     32
                 }
                 _ => {
@@ -535,8 +537,8 @@ impl<'a> Reader<'a> {
             output_records: sizes[1]?,
             input_bytes: sizes[2]?,
             output_bytes: sizes[3]?,
-            payload_store_key: key?.to_owned(),
-            payload_storage_path: path,
+            payload_store_key: Cow::Borrowed(key?),
+            payload_storage_path: path.map(Cow::Borrowed),
         })
     }
 }

@@ -185,7 +185,7 @@ pub struct WorkerMetrics<'a> {
     pub output_records: u64,
     pub processing_time: Finite,
     pub processed_count: u64,
-    pub assigned_partitions: Vec<i64>,
+    pub assigned_partitions: crate::partitions::Partitions,
     pub is_running: bool,
     #[serde(default)]
     pub cpu_percent: Option<Finite>,
@@ -261,9 +261,10 @@ pub struct SplitProcessed<'a> {
     pub output_records: u64,
     pub input_bytes: u64,
     pub output_bytes: u64,
-    pub payload_store_key: String,
-    #[serde(default)]
-    pub payload_storage_path: Option<String>,
+    #[serde(borrow)]
+    pub payload_store_key: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub payload_storage_path: Option<Cow<'a, str>>,
 }
 
 /// The typed payload, one variant per message type.

@@ -15,6 +15,7 @@ pub mod job;
 pub mod lineage;
 pub mod metrics;
 pub mod partition_metrics;
+pub mod partitions;
 pub mod prefetch;
 pub mod projection;
 pub mod projector;

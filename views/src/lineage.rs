@@ -199,8 +199,8 @@ impl SplitRow {
             output_records: p.output_records,
             input_bytes: p.input_bytes,
             output_bytes: p.output_bytes,
-            payload_store_key: p.payload_store_key.clone(),
-            payload_storage_path: p.payload_storage_path.clone(),
+            payload_store_key: p.payload_store_key.to_string(),
+            payload_storage_path: p.payload_storage_path.as_deref().map(str::to_owned),
             parents: parents(p).into_iter().map(str::to_owned).collect(),
             children: BTreeSet::new(),
         })

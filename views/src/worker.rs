@@ -235,7 +235,9 @@ impl Projection for WorkerView {
                     processing_time: p.processing_time.0,
                     stop: None,
                 }) {
-                    row.assigned_partitions.clone_from(&p.assigned_partitions);
+                    row.assigned_partitions.clear();
+                    row.assigned_partitions
+                        .extend_from_slice(&p.assigned_partitions);
                     row.cpu_percent = p.cpu_percent.map(|v| v.0).or(row.cpu_percent);
                     row.memory_bytes = p.memory_bytes.or(row.memory_bytes);
                     row.gpu_percent = p.gpu_percent.map(|v| v.0).or(row.gpu_percent);
