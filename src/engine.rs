@@ -68,7 +68,9 @@ pub(crate) fn decode_batch<'a>(batch: &'a [SourceRecord], job_id: &str) -> Vec<D
                 .map(|r| decode_one(r, job_id))
                 .collect::<Vec<_>>()
         });
-        let mut out: Vec<Decoded<'a>> = head.iter().map(|r| decode_one(r, job_id)).collect();
+        // Room for both halves: growing it at the join copied half a batch.
+        let mut out: Vec<Decoded<'a>> = Vec::with_capacity(batch.len());
+        out.extend(head.iter().map(|r| decode_one(r, job_id)));
         match other.join() {
             Ok(rest) => out.extend(rest),
             // The decoder never panics; if it ever did, decode serially.
