@@ -174,9 +174,17 @@ pub trait Projection: Send + Sync + 'static {
 /// reads older rows. Row fields must never be skipped when serializing (that
 /// would shift the array positions).
 pub fn encode_row<R: Serialize>(row: &R) -> Vec<u8> {
+    // Room for a typical row at once, not four or five regrowths.
+    let mut out = Vec::with_capacity(ROW_BYTES);
     // Rows are plain data: serialization cannot fail.
-    rmp_serde::to_vec(row).unwrap_or_default()
+    match rmp_serde::encode::write(&mut out, row) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }
+
+/// Bytes reserved for an encoded row before encoding it.
+const ROW_BYTES: usize = 256;
 
 /// The ASCII digits of a number in a key, as [`hex16`] and [`dec20`]
 /// write them: a `&str` without a UTF-8 check (that check was ~1 % of a

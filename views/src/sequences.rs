@@ -159,6 +159,10 @@ impl Sequences {
         run.max_seq = run.max_seq.max(seq);
         let after = run.missing();
         let run_idx = run_idx as u32;
+        if chunk.seen.capacity() == 0 {
+            // A chunk fills up to its sequences: one allocation, no regrowth.
+            chunk.seen.reserve_exact(CHUNK as usize);
+        }
         chunk.seen.insert(
             end,
             (
