@@ -14,6 +14,8 @@
 
 use std::borrow::Cow;
 
+mod in_order;
+
 use sundial_views::event::{
     Finite, Kind, Message, PartitionMetrics, Payload, SplitProcessed, StageMetrics, WorkerMetrics,
 };
@@ -26,12 +28,19 @@ const MAX_VALUE_DEPTH: usize = 8;
 /// `stage_metrics` message; `None` means "use the generic decoder", never
 /// "invalid".
 pub fn decode(text: &str) -> Option<Message<'_>> {
-    let mut r = Reader {
+    let reader = || Reader {
         text,
         b: text.as_bytes(),
         at: 0,
     };
-    let msg = r.message()?;
+    let mut r = reader();
+    let msg = match r.message_in_order() {
+        Some(msg) => msg,
+        None => {
+            r = reader();
+            r.message()?
+        }
+    };
     r.ws();
     (r.at == r.b.len()).then_some(msg)
 }
@@ -564,7 +573,7 @@ mod tests {
         }
     }
 
-    fn corpus() -> Vec<String> {
+    pub(super) fn corpus() -> Vec<String> {
         let mut out = Vec::new();
         for scenario in Scenario::ALL {
             let cfg = SimConfig::new("fj", scenario, 6_000);
