@@ -53,6 +53,7 @@ fn status_name(s: CheckpointStatus) -> &'static str {
 
 impl Projection for CheckpointView {
     const NAME: &'static str = "checkpoint";
+    const INTEREST: crate::Interest = crate::Interest::kinds(&[crate::Kind::Checkpoint]);
     type Row = CheckpointRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {

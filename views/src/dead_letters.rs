@@ -29,6 +29,7 @@ pub struct DeadLetterView;
 
 impl Projection for DeadLetterView {
     const NAME: &'static str = "dead_letter";
+    const INTEREST: crate::Interest = crate::Interest::DEAD;
     const APPEND_ONLY: bool = true;
     type Row = DeadLetterRow;
 

@@ -24,6 +24,7 @@ pub struct DuplicateView;
 
 impl Projection for DuplicateView {
     const NAME: &'static str = "duplicate";
+    const INTEREST: crate::Interest = crate::Interest::DUPLICATE;
     const APPEND_ONLY: bool = true;
     type Row = DuplicateRow;
 

@@ -149,6 +149,7 @@ pub struct ExceptionGroupView;
 
 impl Projection for ExceptionGroupView {
     const NAME: &'static str = "exception_group";
+    const INTEREST: crate::Interest = crate::Interest::kinds(&[crate::Kind::Exception]);
     type Row = ExceptionGroupRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {

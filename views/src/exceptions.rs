@@ -34,6 +34,7 @@ pub fn newest_first_key(ts: f64, seq: u64) -> String {
 
 impl Projection for ExceptionView {
     const NAME: &'static str = "exception";
+    const INTEREST: crate::Interest = crate::Interest::kinds(&[crate::Kind::Exception]);
     const APPEND_ONLY: bool = true;
     type Row = ExceptionRow;
 

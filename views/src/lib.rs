@@ -29,7 +29,9 @@ pub mod timeline;
 pub mod worker;
 
 pub use event::{Kind, Message, Payload};
-pub use projection::{decode_row, encode_row, DeadLetter, Input, Keys, Projection, Record};
+pub use projection::{
+    decode_row, encode_row, DeadLetter, Input, Interest, Keys, Projection, Record,
+};
 pub use projector::Projector;
 pub use runtime::{DynView, ViewCache};
 

@@ -270,6 +270,7 @@ pub struct LineageView;
 
 impl Projection for LineageView {
     const NAME: &'static str = "lineage";
+    const INTEREST: crate::Interest = crate::Interest::kinds(&[crate::Kind::SplitProcessed]);
     type Row = LineageRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {

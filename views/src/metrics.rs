@@ -153,6 +153,12 @@ fn counts_of<'m>(msg: &'m Message) -> Option<(&'m str, Counts)> {
 
 impl Projection for MetricsView {
     const NAME: &'static str = "metrics";
+    const INTEREST: crate::Interest = crate::Interest::kinds(&[
+        crate::Kind::StageMetrics,
+        crate::Kind::Backpressure,
+        crate::Kind::WorkerMetrics,
+        crate::Kind::WorkerStopped,
+    ]);
     type Row = MetricsRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {

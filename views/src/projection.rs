@@ -57,6 +57,48 @@ impl<'m, 'a> Input<'m, 'a> {
     }
 }
 
+/// The records a view can list rows for, as a set of bits: one per
+/// message type applied, one for dead letters, one for duplicates. The
+/// projector skips the other records without asking the view (most views
+/// care about a type or two, and asking each of them about every record
+/// was a call, a key list cleared and a payload read per view per record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interest(u16);
+
+impl Interest {
+    /// Every record (the default).
+    pub const ALL: Interest = Interest(u16::MAX);
+    /// Dead letters only.
+    pub const DEAD: Interest = Interest(1 << 14);
+    /// Duplicates only.
+    pub const DUPLICATE: Interest = Interest(1 << 15);
+
+    /// Applied messages of these types only.
+    pub const fn kinds(kinds: &[crate::event::Kind]) -> Interest {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < kinds.len() {
+            bits |= 1 << kinds[i] as u16;
+            i += 1;
+        }
+        Interest(bits)
+    }
+
+    /// The bit of one record.
+    pub fn bit(input: &Input) -> u16 {
+        match input.record {
+            Record::Applied { msg, .. } => 1 << msg.kind as u16,
+            Record::Dead(_) => Self::DEAD.0,
+            Record::Duplicate(_) => Self::DUPLICATE.0,
+        }
+    }
+
+    /// True when a record of bit `bit` may concern the view.
+    pub fn wants(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
+}
+
 /// The row keys an input touches, built into one reusable buffer.
 #[derive(Debug, Default)]
 pub struct Keys {
@@ -161,6 +203,9 @@ pub trait Projection: Send + Sync + 'static {
     /// When true, every key is new when first listed (it derives from the log
     /// sequence), so rows are never loaded from storage.
     const APPEND_ONLY: bool = false;
+    /// The records `keys` may list rows for: the others are never shown
+    /// to the view. Wider than needed costs time; narrower is a bug.
+    const INTEREST: Interest = Interest::ALL;
     /// One row of the view.
     type Row: Default + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// Lists the keys of the rows this input changes (none: not interested).
@@ -233,7 +278,92 @@ pub fn decode_row<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, rmp_serde::dec
 
 #[cfg(test)]
 mod tests {
-    use super::{dec20, hex16};
+    use super::{dec20, hex16, Input, Interest, Keys, Projection, Record};
+    use crate::testkit::{checkpoint, job_completed, scenario, stage_started, Ev};
+    use crate::Message;
+
+    /// Asserts that `p` lists no row for any record its interest leaves out.
+    fn never_misses<P: Projection>(p: P, inputs: &[Input]) {
+        let mut keys = Keys::default();
+        for input in inputs {
+            keys.clear();
+            p.keys(input, &mut keys);
+            let wanted = P::INTEREST.wants(Interest::bit(input));
+            assert!(
+                wanted || keys.is_empty(),
+                "{} skips {:?}",
+                P::NAME,
+                input.record
+            );
+        }
+    }
+
+    #[test]
+    fn every_view_is_shown_every_record_it_lists_rows_for() {
+        let mut evs = scenario();
+        // Types the scenario leaves out, and a checkpoint of each status.
+        evs.extend([
+            job_completed(300.0, 90),
+            stage_started("map", 100.5, 91),
+            checkpoint(9, "triggered", 101.0, 92),
+            checkpoint(9, "completed", 102.0, 93),
+            checkpoint(10, "failed", 103.0, 94),
+        ]);
+        let texts: Vec<String> = evs
+            .iter()
+            .filter_map(|e| match e {
+                Ev::Msg(v) => Some(v.to_string()),
+                Ev::Dead(_) => None,
+            })
+            .collect();
+        let msgs: Vec<Message> = texts
+            .iter()
+            .map(|t| serde_json::from_str(t).unwrap())
+            .collect();
+        let mut inputs = Vec::new();
+        for (i, m) in msgs.iter().enumerate() {
+            let seq = i as u64 + 1;
+            let record = Record::Applied {
+                msg: m,
+                missing_delta: 0,
+            };
+            inputs.push(Input { seq, record });
+            inputs.push(Input {
+                seq,
+                record: Record::Duplicate(m),
+            });
+        }
+        for e in &evs {
+            if let Ev::Dead(d) = e {
+                inputs.push(Input {
+                    seq: 1,
+                    record: Record::Dead(d),
+                });
+            }
+        }
+        // Every message type is in the scenario, or this proves little.
+        let mut kinds: Vec<_> = msgs.iter().map(|m| m.kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds, crate::Kind::ALL.to_vec());
+        never_misses(crate::job::JobView, &inputs);
+        never_misses(crate::stage::StageView, &inputs);
+        never_misses(crate::worker::WorkerView, &inputs);
+        never_misses(crate::metrics::MetricsView, &inputs);
+        never_misses(crate::exceptions::ExceptionView, &inputs);
+        never_misses(crate::exception_groups::ExceptionGroupView, &inputs);
+        never_misses(crate::lineage::LineageView, &inputs);
+        never_misses(crate::checkpoints::CheckpointView, &inputs);
+        never_misses(crate::dead_letters::DeadLetterView, &inputs);
+        never_misses(crate::duplicates::DuplicateView, &inputs);
+        never_misses(crate::timeline::TimelineView, &inputs);
+        never_misses(crate::sequences::Sequences, &inputs);
+        assert_eq!(
+            crate::registry(true).len(),
+            11,
+            "a view added: check it here"
+        );
+    }
 
     #[test]
     fn key_digits_are_fixed_width_and_sort_as_the_numbers_do() {

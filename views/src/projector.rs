@@ -4,7 +4,7 @@
 //! stores the changed rows after.
 
 use crate::event::Message;
-use crate::projection::{DeadLetter, Input, Record};
+use crate::projection::{DeadLetter, Input, Interest, Record};
 use crate::runtime::{DynView, ViewCache};
 use crate::sequences::{Sequences, Verdict};
 
@@ -136,8 +136,11 @@ impl Projector {
     /// Applies one record to every view.
     pub fn apply(&mut self, seq: u64, entry: Entry) -> Outcome {
         let (input, outcome) = judge(&mut self.sequences, seq, entry);
+        let bit = Interest::bit(&input);
         for v in &mut self.views {
-            v.apply(&input);
+            if v.interest().wants(bit) {
+                v.apply(&input);
+            }
         }
         outcome
     }
@@ -159,8 +162,11 @@ impl Projector {
                 outcomes.push(outcome);
             }
             for input in &inputs {
+                let bit = Interest::bit(input);
                 for v in &mut self.views {
-                    v.apply(input);
+                    if v.interest().wants(bit) {
+                        v.apply(input);
+                    }
                 }
             }
             return outcomes;
@@ -320,15 +326,25 @@ fn apply_chunks<'m, 'a: 'm>(
     chunks: impl IntoIterator<Item = Vec<Input<'m, 'a>>>,
 ) -> Vec<(usize, f64)> {
     let mut costs: Vec<(usize, f64)> = group.iter().map(|(i, _)| (*i, 0.0)).collect();
+    let mut bits = Vec::new();
     for chunk in chunks {
+        bits.clear();
         for (n, ((_, v), (_, ns))) in group.iter_mut().zip(&mut costs).enumerate() {
             let t = std::time::Instant::now();
+            let interest = v.interest();
             for (i, input) in chunk.iter().enumerate() {
-                if n == 0 {
-                    // The first view reads the chunk first: from another core.
+                let bit = if n == 0 {
+                    // The first view reads the chunk first: from another
+                    // core. Each record's kind is noted for the others.
                     crate::prefetch::inputs_ahead(&chunk, i);
+                    bits.push(Interest::bit(input));
+                    bits[i]
+                } else {
+                    bits[i]
+                };
+                if interest.wants(bit) {
+                    v.apply(input);
                 }
-                v.apply(input);
             }
             *ns += t.elapsed().as_nanos() as f64;
         }

@@ -39,7 +39,7 @@ fn key_hash(key: &str) -> u64 {
     h.finish()
 }
 
-use crate::projection::{decode_row, encode_row, Input, Keys, Projection};
+use crate::projection::{decode_row, encode_row, Input, Interest, Keys, Projection};
 
 struct Slot<R> {
     key: Box<str>,
@@ -188,6 +188,8 @@ pub trait DynView: Send + Sync {
     fn misses(&mut self, input: &Input, out: &mut Vec<String>);
     /// Puts a loaded row (or `None`: not stored) into the cache.
     fn load(&mut self, key: &str, bytes: Option<&[u8]>) -> Result<(), rmp_serde::decode::Error>;
+    /// Which records the view may list rows for (see `Projection::INTEREST`).
+    fn interest(&self) -> Interest;
     /// Applies one input.
     fn apply(&mut self, input: &Input);
     /// Hands every row changed since the last call to `out`, encoded.
@@ -242,6 +244,10 @@ impl<P: Projection> DynView for ViewCache<P> {
             fresh: false,
         });
         Ok(())
+    }
+
+    fn interest(&self) -> Interest {
+        P::INTEREST
     }
 
     fn apply(&mut self, input: &Input) {

@@ -41,6 +41,17 @@ fn detail(payload: &Payload) -> Option<String> {
 
 impl Projection for TimelineView {
     const NAME: &'static str = "timeline";
+    const INTEREST: crate::Interest = crate::Interest::kinds(&[
+        crate::Kind::JobStarted,
+        crate::Kind::JobCompleted,
+        crate::Kind::JobFailed,
+        crate::Kind::StageStarted,
+        crate::Kind::StageCompleted,
+        crate::Kind::WorkerStarted,
+        crate::Kind::WorkerStopped,
+        crate::Kind::Exception,
+        crate::Kind::Checkpoint,
+    ]);
     const APPEND_ONLY: bool = true;
     type Row = TimelineRow;
 

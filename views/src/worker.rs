@@ -176,6 +176,12 @@ pub fn worker_of<'m>(msg: &'m Message) -> Option<(&'m str, &'m str)> {
 
 impl Projection for WorkerView {
     const NAME: &'static str = "worker";
+    const INTEREST: crate::Interest = crate::Interest::kinds(&[
+        crate::Kind::WorkerStarted,
+        crate::Kind::WorkerStopped,
+        crate::Kind::WorkerMetrics,
+        crate::Kind::Exception,
+    ]);
     type Row = WorkerRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {
