@@ -16,7 +16,9 @@ const INLINE: usize = 8;
 /// Reads, compares and prints as the slice it holds.
 #[derive(Clone)]
 pub enum Partitions {
+    /// Up to [`INLINE`] numbers: the first `len` of `items`.
     Inline { len: u8, items: [i64; INLINE] },
+    /// More numbers than fit inline.
     Heap(Vec<i64>),
 }
 

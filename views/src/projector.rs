@@ -333,16 +333,13 @@ fn apply_chunks<'m, 'a: 'm>(
             let t = std::time::Instant::now();
             let interest = v.interest();
             for (i, input) in chunk.iter().enumerate() {
-                let bit = if n == 0 {
+                if n == 0 {
                     // The first view reads the chunk first: from another
                     // core. Each record's kind is noted for the others.
                     crate::prefetch::inputs_ahead(&chunk, i);
                     bits.push(Interest::bit(input));
-                    bits[i]
-                } else {
-                    bits[i]
-                };
-                if interest.wants(bit) {
+                }
+                if interest.wants(bits[i]) {
                     v.apply(input);
                 }
             }
