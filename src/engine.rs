@@ -317,6 +317,17 @@ impl Engine {
         Ok(())
     }
 
+    /// True once SlateDB closed the database because a newer writer
+    /// opened the attempt. Its background tasks may notice that after this
+    /// writer's last write, and a daemon with no records left to write
+    /// would otherwise never hear of it.
+    pub fn fenced(&self) -> bool {
+        matches!(
+            self.db.subscribe().borrow().close_reason,
+            Some(slatedb::CloseReason::Fenced)
+        )
+    }
+
     /// Waits until everything written so far is durable, the last
     /// snapshot begun included (and indexed).
     pub async fn flush(&mut self) -> Result<()> {

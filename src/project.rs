@@ -299,7 +299,7 @@ impl Daemon<'_> {
             }
             self.update_lag();
             self.refresh_gauges().await;
-            if lease.lost() {
+            if lease.lost() || self.engine.fenced() {
                 break Err(Error::Fenced {
                     job: self.o.job.clone(),
                     attempt: self.store.meta.attempt_id.clone(),

@@ -170,6 +170,30 @@ fn a_writer_fenced_by_a_newer_one_stops_with_one_line() {
     rt.block_on(newer.close()).unwrap();
 }
 
+#[test]
+fn an_idle_writer_fenced_by_a_newer_one_stops_with_one_line_too() {
+    // No record follows the fence: only SlateDB's own tasks notice it.
+    let r = running("idle_zombie_state");
+    let (_, body) = http_get(&r.addr, &format!("/api/jobs/{JOB}")).unwrap();
+    let attempt = serde_json::from_str::<serde_json::Value>(&body).unwrap()["attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let storage = sundial::storage::Storage::from_url(r.storage.to_str().unwrap()).unwrap();
+    let newer = rt.block_on(storage.open_writer(JOB, &attempt)).unwrap();
+    let out = wait_output(r.daemon, TIMEOUT, "idle fenced projector");
+    let line = failed_with_one_line(&out);
+    assert!(
+        line.starts_with("error: fenced: another writer opened this attempt"),
+        "one-line fencing error, got: {line}"
+    );
+    rt.block_on(newer.close()).unwrap();
+}
+
 /// Reads SSE `view` events until one carries `log_offset >= n`.
 fn read_view_events_until(reader: &mut impl BufRead, n: u64, timeout: Duration) -> Vec<u64> {
     let start = Instant::now();
