@@ -142,22 +142,28 @@ fn a_second_projector_is_refused_and_the_first_goes_on() {
     );
 }
 
-#[test]
-fn a_writer_fenced_by_a_newer_one_stops_with_one_line() {
-    let r = running("zombie_state");
+/// Opens the daemon's attempt as a writer that bypassed the lease (as a
+/// racing start could): SlateDB fences the daemon. Returns the attempt id,
+/// the newer writer and the runtime to close it on.
+fn fence(r: &Running) -> (String, slatedb::Db, tokio::runtime::Runtime) {
     let (_, body) = http_get(&r.addr, &format!("/api/jobs/{JOB}")).unwrap();
     let attempt = serde_json::from_str::<serde_json::Value>(&body).unwrap()["attempt_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    // A writer that bypassed the lease (as a racing start could): SlateDB
-    // fences the older one.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let storage = sundial::storage::Storage::from_url(r.storage.to_str().unwrap()).unwrap();
     let newer = rt.block_on(storage.open_writer(JOB, &attempt)).unwrap();
+    (attempt, newer, rt)
+}
+
+#[test]
+fn a_writer_fenced_by_a_newer_one_stops_with_one_line() {
+    let r = running("zombie_state");
+    let (attempt, newer, rt) = fence(&r);
     r.send_rest();
     let out = wait_output(r.daemon, TIMEOUT, "fenced projector");
     let line = failed_with_one_line(&out);
@@ -174,21 +180,13 @@ fn a_writer_fenced_by_a_newer_one_stops_with_one_line() {
 fn an_idle_writer_fenced_by_a_newer_one_stops_with_one_line_too() {
     // No record follows the fence: only SlateDB's own tasks notice it.
     let r = running("idle_zombie_state");
-    let (_, body) = http_get(&r.addr, &format!("/api/jobs/{JOB}")).unwrap();
-    let attempt = serde_json::from_str::<serde_json::Value>(&body).unwrap()["attempt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let storage = sundial::storage::Storage::from_url(r.storage.to_str().unwrap()).unwrap();
-    let newer = rt.block_on(storage.open_writer(JOB, &attempt)).unwrap();
+    let (attempt, newer, rt) = fence(&r);
     let out = wait_output(r.daemon, TIMEOUT, "idle fenced projector");
     let line = failed_with_one_line(&out);
     assert!(
-        line.starts_with("error: fenced: another writer opened this attempt"),
+        line.starts_with(&format!(
+            "error: fenced: another writer opened this attempt (job={JOB} attempt={attempt})"
+        )),
         "one-line fencing error, got: {line}"
     );
     rt.block_on(newer.close()).unwrap();
