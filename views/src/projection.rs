@@ -84,6 +84,12 @@ impl Interest {
         Interest(bits)
     }
 
+    /// Applied messages of every type but `kind`.
+    pub const fn applied_except(kind: crate::event::Kind) -> Interest {
+        let all = Interest::kinds(&crate::event::Kind::ALL);
+        Interest(all.0 & !(1 << kind as u16))
+    }
+
     /// The bit of one record.
     pub fn bit(input: &Input) -> u16 {
         match input.record {

@@ -136,12 +136,7 @@ impl Projector {
     /// Applies one record to every view.
     pub fn apply(&mut self, seq: u64, entry: Entry) -> Outcome {
         let (input, outcome) = judge(&mut self.sequences, seq, entry);
-        let bit = Interest::bit(&input);
-        for v in &mut self.views {
-            if v.interest().wants(bit) {
-                v.apply(&input);
-            }
-        }
+        offer(&mut self.views, &input);
         outcome
     }
 
@@ -162,12 +157,7 @@ impl Projector {
                 outcomes.push(outcome);
             }
             for input in &inputs {
-                let bit = Interest::bit(input);
-                for v in &mut self.views {
-                    if v.interest().wants(bit) {
-                        v.apply(input);
-                    }
-                }
+                offer(&mut self.views, input);
             }
             return outcomes;
         }
@@ -273,6 +263,16 @@ impl Projector {
     /// Rows cached across all views.
     pub fn cached(&self) -> usize {
         self.sequences.cached() + self.views.iter().map(|v| v.cached()).sum::<usize>()
+    }
+}
+
+/// Applies one judged record to each view interested in its kind.
+fn offer(views: &mut [Box<dyn DynView>], input: &Input) {
+    let bit = Interest::bit(input);
+    for v in views {
+        if v.interest().wants(bit) {
+            v.apply(input);
+        }
     }
 }
 

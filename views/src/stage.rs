@@ -251,20 +251,8 @@ fn for_stages<'m>(msg: &'m Message, mut f: impl FnMut(&'m str)) {
 
 impl Projection for StageView {
     const NAME: &'static str = "stage";
-    const INTEREST: crate::Interest = crate::Interest::kinds(&[
-        crate::Kind::JobStarted,
-        crate::Kind::JobCompleted,
-        crate::Kind::JobFailed,
-        crate::Kind::StageStarted,
-        crate::Kind::StageCompleted,
-        crate::Kind::StageMetrics,
-        crate::Kind::WorkerStarted,
-        crate::Kind::WorkerStopped,
-        crate::Kind::WorkerMetrics,
-        crate::Kind::Exception,
-        crate::Kind::Backpressure,
-        crate::Kind::Checkpoint,
-    ]);
+    // Every message naming a stage: all but `split_processed`.
+    const INTEREST: crate::Interest = crate::Interest::applied_except(crate::Kind::SplitProcessed);
     type Row = StageRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {
