@@ -160,19 +160,24 @@ fn fence(r: &Running) -> (String, slatedb::Db, tokio::runtime::Runtime) {
     (attempt, newer, rt)
 }
 
-#[test]
-fn a_writer_fenced_by_a_newer_one_stops_with_one_line() {
-    let r = running("zombie_state");
-    let (attempt, newer, rt) = fence(&r);
-    r.send_rest();
-    let out = wait_output(r.daemon, TIMEOUT, "fenced projector");
-    let line = failed_with_one_line(&out);
+/// Asserts the daemon's output ends in the one-line fencing error.
+fn assert_fenced_line(out: &std::process::Output, attempt: &str) {
+    let line = failed_with_one_line(out);
     assert!(
         line.starts_with(&format!(
             "error: fenced: another writer opened this attempt (job={JOB} attempt={attempt})"
         )),
         "one-line fencing error, got: {line}"
     );
+}
+
+#[test]
+fn a_writer_fenced_by_a_newer_one_stops_with_one_line() {
+    let r = running("zombie_state");
+    let (attempt, newer, rt) = fence(&r);
+    r.send_rest();
+    let out = wait_output(r.daemon, TIMEOUT, "fenced projector");
+    assert_fenced_line(&out, &attempt);
     rt.block_on(newer.close()).unwrap();
 }
 
@@ -182,13 +187,7 @@ fn an_idle_writer_fenced_by_a_newer_one_stops_with_one_line_too() {
     let r = running("idle_zombie_state");
     let (attempt, newer, rt) = fence(&r);
     let out = wait_output(r.daemon, TIMEOUT, "idle fenced projector");
-    let line = failed_with_one_line(&out);
-    assert!(
-        line.starts_with(&format!(
-            "error: fenced: another writer opened this attempt (job={JOB} attempt={attempt})"
-        )),
-        "one-line fencing error, got: {line}"
-    );
+    assert_fenced_line(&out, &attempt);
     rt.block_on(newer.close()).unwrap();
 }
 
