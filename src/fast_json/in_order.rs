@@ -194,11 +194,7 @@ mod tests {
 
     /// What a reader answers on the whole of `text`, printed.
     fn read(text: &str, in_order: bool) -> Option<String> {
-        let mut r = Reader {
-            text,
-            b: text.as_bytes(),
-            at: 0,
-        };
+        let mut r = Reader::new(text);
         let msg = if in_order {
             r.message_in_order()?
         } else {

@@ -31,16 +31,11 @@ const MAX_VALUE_DEPTH: usize = 8;
 /// `stage_metrics` message; `None` means "use the generic decoder", never
 /// "invalid".
 pub fn decode(text: &str) -> Option<Message<'_>> {
-    let reader = || Reader {
-        text,
-        b: text.as_bytes(),
-        at: 0,
-    };
-    let mut r = reader();
+    let mut r = Reader::new(text);
     let msg = match r.message_in_order() {
         Some(msg) => msg,
         None => {
-            r = reader();
+            r = Reader::new(text);
             r.message()?
         }
     };
@@ -93,6 +88,15 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A cursor at the start of `text`.
+    fn new(text: &'a str) -> Self {
+        Reader {
+            text,
+            b: text.as_bytes(),
+            at: 0,
+        }
+    }
+
     /// Skips JSON whitespace (the same four bytes serde_json skips).
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.at) {
