@@ -113,6 +113,7 @@ async fn rebuild_leased(
     let started = Instant::now();
     // Checked before anything is deleted.
     let mut engine = Engine::rebuild(db.clone(), job, views)?;
+    engine.pipeline_writes();
     for v in views {
         let n = delete_view(&db, v).await?;
         tracing::info!(view = v, rows = n, "view dropped for rebuild");

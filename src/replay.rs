@@ -179,7 +179,8 @@ impl Target {
             created_ms: now_ms(),
             source: source.to_owned(),
         };
-        let engine = Engine::open(db.clone(), meta).await?;
+        let mut engine = Engine::open(db.clone(), meta).await?;
+        engine.pipeline_writes();
         let prep = Preparer::start(job, engine.next_seq(), true)?;
         Ok(Target {
             engine,
