@@ -21,6 +21,7 @@ pub mod projection;
 pub mod projector;
 pub mod rollup;
 pub mod runtime;
+pub mod sequence_bytes;
 pub mod sequences;
 pub mod stage;
 #[cfg(test)]

@@ -218,6 +218,11 @@ pub trait Projection: Send + Sync + 'static {
     fn keys(&self, input: &Input, keys: &mut Keys);
     /// Applies the input to the rows of the listed keys.
     fn apply(&self, input: &Input, rows: &mut [&mut Self::Row]);
+    /// A row's stored bytes: [`encode_row`]'s. A view with many large rows
+    /// may write the same bytes faster by hand.
+    fn encode(row: &Self::Row) -> Vec<u8> {
+        encode_row(row)
+    }
 }
 
 /// Encodes a row for storage: compact MessagePack (structs as arrays). Rows

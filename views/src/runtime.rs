@@ -39,7 +39,7 @@ fn key_hash(key: &str) -> u64 {
     h.finish()
 }
 
-use crate::projection::{decode_row, encode_row, Input, Interest, Keys, Projection};
+use crate::projection::{decode_row, Input, Interest, Keys, Projection};
 
 struct Slot<R> {
     key: Box<str>,
@@ -261,7 +261,7 @@ impl<P: Projection> DynView for ViewCache<P> {
         for &pos in &dirty {
             let slot = &mut self.slots[pos];
             slot.dirty = false;
-            out(&slot.key, encode_row(&slot.row));
+            out(&slot.key, P::encode(&slot.row));
         }
         dirty.clear();
         self.dirty = dirty;

@@ -201,6 +201,10 @@ impl Projection for Sequences {
             Sequences::judge(msg, rows);
         }
     }
+
+    fn encode(row: &SequenceRow) -> Vec<u8> {
+        crate::sequence_bytes::encode(row)
+    }
 }
 
 #[cfg(test)]
