@@ -196,53 +196,49 @@ impl Projector {
         outcomes
     }
 
-    /// The views split in two groups of about equal apply cost.
-    fn groups(&mut self) -> (Group<'_>, Group<'_>) {
-        self.views
-            .iter_mut()
-            .partition(|v| !SECOND_GROUP.contains(&v.name()))
-    }
-
-    /// Hands every changed row to `out` as `(view, key, bytes)`.
+    /// Hands every changed row to `out` as `(view, key, bytes)`: the
+    /// sequence tracker's first, then each view's in registry order.
     pub fn drain_dirty(&mut self, out: &mut dyn FnMut(&'static str, &str, Vec<u8>)) {
-        let name = self.sequences.name();
-        if self.emit_sequences {
-            self.sequences.drain_dirty(&mut |k, b| out(name, k, b));
-        } else {
-            self.sequences.forget_dirty();
-        }
-        let dirty: usize = self.views.iter().map(|v| v.dirty()).sum();
+        let dirty: usize =
+            self.sequences.dirty() + self.views.iter().map(|v| v.dirty()).sum::<usize>();
         if dirty < PARALLEL_MIN {
+            let name = self.sequences.name();
+            if self.emit_sequences {
+                self.sequences.drain_dirty(&mut |k, b| out(name, k, b));
+            } else {
+                self.sequences.forget_dirty();
+            }
             for v in &mut self.views {
                 let name = v.name();
                 v.drain_dirty(&mut |k, b| out(name, k, b));
             }
             return;
         }
-        // Rows encoded on two threads, handed out in registry order.
+        // Rows encoded on two threads (the tracker's with the first
+        // group's: about as much as the second's), handed out in order.
         let order: Vec<&'static str> = self.views.iter().map(|v| v.name()).collect();
-        let (mine, theirs) = self.groups();
-        let encode = |group: Group| {
-            group
-                .into_iter()
-                .map(|v| {
-                    let mut rows = Vec::with_capacity(v.dirty());
-                    v.drain_dirty(&mut |k, b| rows.push((k.to_owned(), b)));
-                    (v.name(), rows)
-                })
-                .collect::<Vec<_>>()
-        };
-        let (mut a, b) = std::thread::scope(|s| {
+        let (mine, theirs): (Group, Group) = self
+            .views
+            .iter_mut()
+            .partition(|v| !SECOND_GROUP.contains(&v.name()));
+        let (tracker, mut a, b) = std::thread::scope(|s| {
             let other = s.spawn(|| encode(theirs));
-            let a = encode(mine);
-            (a, other.join())
+            let mut rows = Vec::new();
+            if self.emit_sequences {
+                rows.reserve(self.sequences.dirty());
+                self.sequences
+                    .drain_dirty(&mut |k, b| rows.push((k.to_owned(), b)));
+            } else {
+                self.sequences.forget_dirty();
+            }
+            let tracker = (self.sequences.name(), rows);
+            (tracker, encode(mine), other.join())
         });
         // A view never panics; if one did, its rows are lost to this
         // batch's write and the panic is raised again here.
-        let b = b.unwrap_or_else(|p| std::panic::resume_unwind(p));
-        a.extend(b);
+        a.extend(b.unwrap_or_else(|p| std::panic::resume_unwind(p)));
         a.sort_by_key(|(name, _)| order.iter().position(|n| n == name));
-        for (name, rows) in a {
+        for (name, rows) in std::iter::once(tracker).chain(a) {
             for (k, b) in rows {
                 out(name, &k, b);
             }
@@ -264,6 +260,21 @@ impl Projector {
     pub fn cached(&self) -> usize {
         self.sequences.cached() + self.views.iter().map(|v| v.cached()).sum::<usize>()
     }
+}
+
+/// One view's changed rows, encoded, with their keys.
+type Encoded = (&'static str, Vec<(String, Vec<u8>)>);
+
+/// Each view's changed rows, encoded, with their keys.
+fn encode(group: Group) -> Vec<Encoded> {
+    group
+        .into_iter()
+        .map(|v| {
+            let mut rows = Vec::with_capacity(v.dirty());
+            v.drain_dirty(&mut |k, b| rows.push((k.to_owned(), b)));
+            (v.name(), rows)
+        })
+        .collect()
 }
 
 /// Applies one judged record to each view interested in its kind.
