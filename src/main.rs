@@ -24,9 +24,39 @@ fn no_transparent_huge_pages() {
     }
 }
 
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (its v3
+/// default, 1 000 ms, is checked before it is changed, and by a test).
+const MI_PURGE_DELAY: libc::c_int = 15;
+
+extern "C" {
+    fn mi_option_get(option: libc::c_int) -> libc::c_long;
+    fn mi_option_set(option: libc::c_int, value: libc::c_long);
+}
+
+/// mimalloc keeps the memory freed instead of returning it to the OS a
+/// second later. For replays, rebuilds and benches, batch jobs reusing
+/// the same amounts batch after batch, returning it cost a page fault per
+/// 4 KiB at the next batch: 381 k -> 268 k faults and 0.2-0.3 s less
+/// system time for a 5 M-event rebuild, 1-3 % faster in four interleaved
+/// pairs. Not for the daemon and the server, which run for days and
+/// should shrink back after a burst; a `MIMALLOC_PURGE_DELAY` the user
+/// set is left alone.
+fn keep_freed_memory() {
+    // SAFETY: plain calls into the allocator's C API with an option number
+    // and a value; setting this option is allowed at any time.
+    unsafe {
+        if mi_option_get(MI_PURGE_DELAY) == 1000 {
+            mi_option_set(MI_PURGE_DELAY, -1);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     no_transparent_huge_pages();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Replay(_) | Command::Bench(_)) {
+        keep_freed_memory();
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -75,5 +105,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(if e.kind() == ErrorKind::Invalid { 2 } else { 1 })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_purge_delay_option_is_where_mimalloc_v3_puts_it() {
+        // An upgrade moving it would make `keep_freed_memory` change
+        // another option (or, with the check there, nothing).
+        // SAFETY: reads an option of the allocator linked in.
+        let delay = unsafe { super::mi_option_get(super::MI_PURGE_DELAY) };
+        assert_eq!(delay, 1000);
     }
 }
