@@ -201,13 +201,9 @@ impl Projector {
     pub fn drain_dirty(&mut self, out: &mut dyn FnMut(&'static str, &str, Vec<u8>)) {
         let dirty: usize =
             self.sequences.dirty() + self.views.iter().map(|v| v.dirty()).sum::<usize>();
+        let (emit, name) = (self.emit_sequences, self.sequences.name());
         if dirty < PARALLEL_MIN {
-            let name = self.sequences.name();
-            if self.emit_sequences {
-                self.sequences.drain_dirty(&mut |k, b| out(name, k, b));
-            } else {
-                self.sequences.forget_dirty();
-            }
+            drain_tracker(&mut self.sequences, emit, &mut |k, b| out(name, k, b));
             for v in &mut self.views {
                 let name = v.name();
                 v.drain_dirty(&mut |k, b| out(name, k, b));
@@ -223,16 +219,10 @@ impl Projector {
             .partition(|v| !SECOND_GROUP.contains(&v.name()));
         let (tracker, mut a, b) = std::thread::scope(|s| {
             let other = s.spawn(|| encode(theirs));
-            let mut rows = Vec::new();
-            if self.emit_sequences {
-                rows.reserve(self.sequences.dirty());
-                self.sequences
-                    .drain_dirty(&mut |k, b| rows.push((k.to_owned(), b)));
-            } else {
-                self.sequences.forget_dirty();
-            }
-            let tracker = (self.sequences.name(), rows);
-            (tracker, encode(mine), other.join())
+            let mut rows = Vec::with_capacity(if emit { self.sequences.dirty() } else { 0 });
+            let keep = &mut |k: &str, b| rows.push((k.to_owned(), b));
+            drain_tracker(&mut self.sequences, emit, keep);
+            ((name, rows), encode(mine), other.join())
         });
         // A view never panics; if one did, its rows are lost to this
         // batch's write and the panic is raised again here.
@@ -259,6 +249,20 @@ impl Projector {
     /// Rows cached across all views.
     pub fn cached(&self) -> usize {
         self.sequences.cached() + self.views.iter().map(|v| v.cached()).sum::<usize>()
+    }
+}
+
+/// Hands the sequence tracker's changed rows to `out` when its rows are
+/// stored (`emit`), else only marks them unchanged.
+fn drain_tracker(
+    sequences: &mut ViewCache<Sequences>,
+    emit: bool,
+    out: &mut dyn FnMut(&str, Vec<u8>),
+) {
+    if emit {
+        sequences.drain_dirty(out);
+    } else {
+        sequences.forget_dirty();
     }
 }
 
