@@ -128,7 +128,7 @@ async fn rebuild_leased(
     };
     let mut progress = Progress::new("rebuild", total, progress);
     let all = SeqRange::new(None, None)?;
-    let mut log = ReadAhead::start(LogReader::open(&Handle::Writer(db.clone()), all).await?);
+    let mut log = ReadAhead::start(LogReader::open_once(&Handle::Writer(db.clone()), all).await?);
     // Decoded ahead while the engine projects the batch before.
     let mut prep = Preparer::start(job, engine.next_seq(), false)?;
     while let Some((seg, _)) = log.next().await? {

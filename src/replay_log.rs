@@ -46,13 +46,27 @@ pub struct LogReader {
 }
 
 impl LogReader {
-    /// Starts at the segment holding `range.from`.
+    /// Starts at the segment holding `range.from`; the blocks read stay in
+    /// the block cache (`as_of`: the next question is often nearby).
     pub async fn open(handle: &Handle, range: SeqRange) -> Result<LogReader> {
+        Self::open_with(handle, range, true).await
+    }
+
+    /// [`LogReader::open`] for a copy or a rebuild, which reads each block
+    /// once: nothing is cached (see [`Handle::scan_once`]).
+    pub async fn open_once(handle: &Handle, range: SeqRange) -> Result<LogReader> {
+        Self::open_with(handle, range, false).await
+    }
+
+    async fn open_with(handle: &Handle, range: SeqRange, cache: bool) -> Result<LogReader> {
         let mut end = LOG_PREFIX.as_bytes().to_vec();
         end.push(0xff);
-        let it = handle
-            .scan(segment_key(range.from).into_bytes(), end)
-            .await?;
+        let start = segment_key(range.from).into_bytes();
+        let it = if cache {
+            handle.scan(start, end).await?
+        } else {
+            handle.scan_once(start, end).await?
+        };
         Ok(LogReader {
             it,
             range,
@@ -175,7 +189,7 @@ pub async fn replay_from_log(
     if progress {
         target.show_progress(Some(range.to.min(last) + 1 - range.from));
     }
-    let mut log = ReadAhead::start(LogReader::open(&source, range).await?);
+    let mut log = ReadAhead::start(LogReader::open_once(&source, range).await?);
     while let Some((seg, stored)) = log.next().await? {
         let first = seg.first().map_or(0, |r| r.seq);
         let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();

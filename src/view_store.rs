@@ -55,12 +55,12 @@ impl Scan {
     }
 }
 
-fn scan_options() -> ScanOptions {
+fn scan_options(cache_blocks: bool) -> ScanOptions {
     // Read-ahead and parallel fetches: default scans are slow on S3.
     ScanOptions {
         read_ahead_bytes: 1 << 20,
         max_fetch_tasks: 4,
-        cache_blocks: true,
+        cache_blocks,
         ..ScanOptions::default()
     }
 }
@@ -75,9 +75,23 @@ impl Handle {
         })
     }
 
-    /// Keys in `[start, end)`, ascending.
+    /// Keys in `[start, end)`, ascending; the blocks read are kept in the
+    /// process's block cache for the next reader.
     pub async fn scan(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Scan> {
-        let opts = scan_options();
+        self.scan_with(start, end, true).await
+    }
+
+    /// [`Handle::scan`] for a single pass over much data (a copy of a whole
+    /// log): its blocks are not cached, where they would only push out the
+    /// blocks pages read again and hold memory that each new block then
+    /// faults in afresh (a 5 M-event rebuild: 270 k -> 200 k page faults,
+    /// 1.1 -> 0.8 GB resident).
+    pub async fn scan_once(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Scan> {
+        self.scan_with(start, end, false).await
+    }
+
+    async fn scan_with(&self, start: Vec<u8>, end: Vec<u8>, cache: bool) -> Result<Scan> {
+        let opts = scan_options(cache);
         Ok(match self {
             Handle::Writer(db) => {
                 Scan::Db(Box::new(db.scan_with_options(start..end, &opts).await?))
