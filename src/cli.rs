@@ -162,7 +162,8 @@ pub struct ReplayArgs {
     /// Attempt id to write (default: a new one from the clock).
     #[arg(long)]
     pub attempt: Option<String>,
-    /// Records per atomic batch (--input).
+    /// Records per batch and log segment (--input); a replay commits
+    /// batches ~131 k records at a time.
     #[arg(long, default_value_t = crate::replay::DEFAULT_BATCH)]
     pub batch: usize,
     /// No progress lines on stderr.

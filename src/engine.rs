@@ -1,7 +1,8 @@
 //! The ingest loop's core: one batch of raw records in, one atomic SlateDB
-//! write out, holding the batch's log segment, every view row it changed
-//! (each once, however often it changed) and the new position. A crash at
-//! any instant therefore leaves views equal to a replay of the stored log.
+//! write out (a replay's write holds several batches), holding the batch's
+//! log segment, every view row it changed (each once, however often it
+//! changed) and the new position. A crash at any instant therefore leaves
+//! views equal to a replay of the stored log.
 //! Never awaits durability per batch; `flush` does, at the end.
 
 use std::collections::HashSet;
@@ -110,6 +111,10 @@ pub struct Engine {
     pipelined: bool,
     /// The last batch's write, when pipelined and not awaited yet.
     in_flight: Option<tokio::task::JoinHandle<std::result::Result<(), slatedb::Error>>>,
+    /// Records applied before a commit (see [`Engine::group_commits`]).
+    group: u64,
+    /// Records applied since the last commit, and their log segments.
+    open: (u64, WriteBatch),
 }
 
 impl Engine {
@@ -155,6 +160,8 @@ impl Engine {
             first_dead: None,
             pipelined: false,
             in_flight: None,
+            group: 1,
+            open: (0, WriteBatch::new()),
         })
     }
 
@@ -181,6 +188,8 @@ impl Engine {
             first_dead: None,
             pipelined: false,
             in_flight: None,
+            group: 1,
+            open: (0, WriteBatch::new()),
         })
     }
 
@@ -223,6 +232,21 @@ impl Engine {
         self.pipelined = true;
     }
 
+    /// Commits batches together, once at least `records` records are
+    /// applied, instead of each alone: one write holds their log segments,
+    /// the view rows they changed (each once, with its last value) and the
+    /// position after the last of them, still atomic, so a crash leaves
+    /// views equal to the stored log. A row changed by several of them is
+    /// encoded and written once instead of once per batch: a rebuild
+    /// rewrote every active worker's rows (metrics, sequence chunks) each
+    /// 16 384 records, ~180 MB of rows for a 5 M-event job. For replays and
+    /// rebuilds, which nobody reads until they end; the daemon commits each
+    /// batch as it comes, so its views are never behind its log. A view
+    /// snapshot falling due commits the batches before it at once.
+    pub fn group_commits(&mut self, records: u64) {
+        self.group = records.max(1);
+    }
+
     /// Bounds the per-view row cache.
     pub fn set_cache_rows(&mut self, rows: usize) {
         self.cache_rows = rows.max(1_000);
@@ -246,8 +270,9 @@ impl Engine {
         self.position.next_seq
     }
 
-    /// Projects and commits one prepared batch atomically: its log segment,
-    /// every view row it changed and the new position in one write.
+    /// Projects one prepared batch and commits it atomically: its log
+    /// segment, every view row it changed and the new position in one
+    /// write (with the batches before it, see [`Engine::group_commits`]).
     pub async fn ingest_prepared(&mut self, p: &Prepared) -> Result<()> {
         if p.is_empty() {
             return Ok(());
@@ -288,48 +313,32 @@ impl Engine {
                 .map(|d| d.reason.clone());
         }
         let last = first + batch.len() as u64 - 1;
-        let mut wb = WriteBatch::new();
-        // Handed over as they are (`put` would copy key and row again).
-        self.projector.drain_dirty(&mut |view, key, bytes| {
-            wb.put_bytes(view_key(view, key).into(), bytes.into())
-        });
         self.position.next_seq = last + 1;
-        if !self.write_log {
-            // A batch may change none of the views being rebuilt.
-            if !wb.is_empty() {
-                self.write(wb).await?;
+        if self.write_log {
+            self.open
+                .1
+                .put_bytes(segment_key(last).into_bytes().into(), segment);
+            // Per run of one partition's records, not per record: a batch
+            // is usually one long run per partition.
+            for run in batch.chunk_by(|a, b| a.partition == b.partition) {
+                let end = run.iter().map(|r| r.offset + 1).max().unwrap_or(0);
+                let next = self
+                    .position
+                    .partitions
+                    .entry(run[0].partition)
+                    .or_insert(0);
+                *next = (*next).max(end);
             }
-            self.totals.records += batch.len() as u64;
-            self.totals.batches += 1;
-            self.projector.evict(self.cache_rows);
-            return Ok(());
         }
-        if self.pending_snapshot.as_ref().is_some_and(|p| p.is_done()) {
-            if let Some(p) = self.pending_snapshot.take() {
-                p.index_into(&mut wb).await?;
-            }
-        }
-        wb.put_bytes(segment_key(last).into_bytes().into(), segment);
-        // Per run of one partition's records, not per record: a batch is
-        // usually one long run per partition.
-        for run in batch.chunk_by(|a, b| a.partition == b.partition) {
-            let end = run.iter().map(|r| r.offset + 1).max().unwrap_or(0);
-            let next = self
-                .position
-                .partitions
-                .entry(run[0].partition)
-                .or_insert(0);
-            *next = (*next).max(end);
-        }
-        wb.put(
-            POSITION_KEY,
-            rmp_serde::to_vec_named(&self.position).unwrap_or_default(),
-        );
-        self.write(wb).await?;
         self.totals.records += batch.len() as u64;
         self.totals.batches += 1;
+        self.open.0 += batch.len() as u64;
+        let snapshot_due = self.write_log && self.snapshot_every > 0 && last >= self.next_snapshot;
+        if self.open.0 >= self.group || snapshot_due {
+            self.commit().await?;
+        }
         self.projector.evict(self.cache_rows);
-        if self.snapshot_every > 0 && last >= self.next_snapshot {
+        if snapshot_due {
             // After the batch's write: the snapshot holds exactly the views
             // as of `last`, a batch boundary. It is stored while the next
             // batches go on (waiting for it stalled ingest ~0.2 s each time).
@@ -340,6 +349,36 @@ impl Engine {
             self.next_snapshot = crate::snapshots::next_boundary(last, self.snapshot_every);
         }
         Ok(())
+    }
+
+    /// Writes the batches applied since the last commit as one: their log
+    /// segments, the view rows they changed and the position.
+    async fn commit(&mut self) -> Result<()> {
+        let (batches, mut wb) = std::mem::replace(&mut self.open, (0, WriteBatch::new()));
+        if batches == 0 {
+            return Ok(());
+        }
+        // Handed over as they are (`put` would copy key and row again).
+        self.projector.drain_dirty(&mut |view, key, bytes| {
+            wb.put_bytes(view_key(view, key).into(), bytes.into())
+        });
+        if !self.write_log {
+            // A batch may change none of the views being rebuilt.
+            if !wb.is_empty() {
+                self.write(wb).await?;
+            }
+            return Ok(());
+        }
+        if self.pending_snapshot.as_ref().is_some_and(|p| p.is_done()) {
+            if let Some(p) = self.pending_snapshot.take() {
+                p.index_into(&mut wb).await?;
+            }
+        }
+        wb.put(
+            POSITION_KEY,
+            rmp_serde::to_vec_named(&self.position).unwrap_or_default(),
+        );
+        self.write(wb).await
     }
 
     /// True once SlateDB closed the database because a newer writer
@@ -356,6 +395,7 @@ impl Engine {
     /// Waits until everything written so far is durable, the last
     /// snapshot begun included (and indexed).
     pub async fn flush(&mut self) -> Result<()> {
+        self.commit().await?;
         self.settle().await?;
         self.index_pending_snapshot().await?;
         self.db.flush().await?;
@@ -494,5 +534,54 @@ mod tests {
         piped.ingest(batch()).await.unwrap();
         let err = piped.ingest(batch()).await.unwrap_err();
         assert!(err.to_string().contains("closed"), "{err}");
+    }
+
+    fn records(n: usize) -> Vec<SourceRecord> {
+        use crate::simulate::{simulate, Scenario, SimConfig};
+        simulate(&SimConfig::new("j1", Scenario::Realistic, n))
+            .enumerate()
+            .map(|(i, v)| SourceRecord {
+                offset: i as i64,
+                value: v.into(),
+                ..SourceRecord::default()
+            })
+            .collect()
+    }
+
+    async fn stored(db: &slatedb::Db) -> Vec<(bytes::Bytes, bytes::Bytes)> {
+        let mut it = db.scan(Vec::<u8>::new()..).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(kv) = it.next().await.unwrap() {
+            out.push((kv.key, kv.value));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn grouped_commits_store_what_batch_by_batch_commits_store() {
+        let recs = records(3_000);
+        let batches: Vec<Vec<SourceRecord>> = recs.chunks(250).map(<[_]>::to_vec).collect();
+        let (mut each, each_db) = engine("engine-group-each", false).await;
+        for b in &batches {
+            each.ingest(b.clone()).await.unwrap();
+        }
+        each.flush().await.unwrap();
+
+        let (mut grouped, db) = engine("engine-group-grouped", true).await;
+        grouped.group_commits(1_000);
+        for b in &batches[..3] {
+            grouped.ingest(b.clone()).await.unwrap();
+        }
+        // 750 records applied, none committed: no position, no log yet.
+        grouped.settle().await.unwrap();
+        assert_eq!(stored(&db).await.len(), 1, "only the attempt's identity");
+        for b in &batches[3..] {
+            grouped.ingest(b.clone()).await.unwrap();
+        }
+        grouped.flush().await.unwrap();
+        let (a, b) = (stored(&each_db).await, stored(&db).await);
+        assert!(a.len() > 500, "{} rows", a.len());
+        assert_eq!(a.len(), b.len());
+        assert!(a == b, "every log segment, view row and the position alike");
     }
 }

@@ -114,6 +114,7 @@ async fn rebuild_leased(
     // Checked before anything is deleted.
     let mut engine = Engine::rebuild(db.clone(), job, views)?;
     engine.pipeline_writes();
+    engine.group_commits(crate::replay::GROUP);
     for v in views {
         let n = delete_view(&db, v).await?;
         tracing::info!(view = v, rows = n, "view dropped for rebuild");

@@ -19,6 +19,12 @@ use crate::view_store::{Handle, ViewStore};
 /// Records per ingest batch (one log segment, one SlateDB write).
 pub const DEFAULT_BATCH: usize = 16_384;
 
+/// Records a replay or rebuild applies before it commits them in one write
+/// (see [`Engine::group_commits`]): eight default batches. Against each
+/// batch alone, six interleaved rebuilds of a 5 M-event log each: median
+/// 910 k -> 983 k events/s, CPU 10.5 -> 9.5 s (four batches: 939 k, 10.2 s).
+pub const GROUP: u64 = 8 * DEFAULT_BATCH as u64;
+
 /// What a replay did.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -181,6 +187,7 @@ impl Target {
         };
         let mut engine = Engine::open(db.clone(), meta).await?;
         engine.pipeline_writes();
+        engine.group_commits(GROUP);
         let prep = Preparer::start(job, engine.next_seq(), true)?;
         Ok(Target {
             engine,
