@@ -51,6 +51,24 @@ fn keep_freed_memory() {
     }
 }
 
+/// The async runtime for `command`. Replays (and the rebuild bench, which
+/// times them) run their tasks — reading the log ahead, SlateDB's writes
+/// and flushes — on one worker thread instead of one per core: their own
+/// threads (preparing the next batch, applying the views in two groups)
+/// already fill both cores, and fewer threads compete for them. 18
+/// interleaved pairs of rebuilds of a 5 M-event log: 13 faster, median
+/// +3-5 %, CPU -2-5 %. A `TOKIO_WORKER_THREADS` the user set is obeyed.
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    let replays =
+        matches!(command, Command::Replay(_)) || matches!(command, Command::Bench(a) if a.rebuild);
+    if replays && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    builder.build()
+}
+
 fn main() -> ExitCode {
     no_transparent_huge_pages();
     let cli = Cli::parse();
@@ -65,7 +83,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "sundial=info".into()),
         )
         .init();
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
