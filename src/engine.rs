@@ -354,8 +354,8 @@ impl Engine {
     /// Writes the batches applied since the last commit as one: their log
     /// segments, the view rows they changed and the position.
     async fn commit(&mut self) -> Result<()> {
-        let (batches, mut wb) = std::mem::replace(&mut self.open, (0, WriteBatch::new()));
-        if batches == 0 {
+        let (records, mut wb) = std::mem::replace(&mut self.open, (0, WriteBatch::new()));
+        if records == 0 {
             return Ok(());
         }
         // Handed over as they are (`put` would copy key and row again).
