@@ -107,7 +107,7 @@ pub(crate) async fn replay(
     while let Some((seg, _)) = log.next().await? {
         let first = seg.first().map_or(0, |r| r.seq);
         let records: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-        let decoded = decode_batch(&records, job);
+        let decoded = decode_batch(&records, job, true);
         if let Some(base) = base {
             // From an empty store nothing is ever missing: no loads.
             load_rows(&mut projector, base, first, decoded.iter().map(entry)).await?;

@@ -87,7 +87,7 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
     let t = Instant::now();
     let n: usize = sources
         .chunks(DEFAULT_BATCH)
-        .map(|c| crate::engine::decode_batch(c, "bench").len())
+        .map(|c| crate::engine::decode_batch(c, "bench", true).len())
         .sum();
     println!(
         "decode json 2 cores: {}",

@@ -56,10 +56,15 @@ fn decode_one<'a>(r: &'a SourceRecord, job_id: &str) -> Decoded<'a> {
         .map_err(|reason| codec::dead_letter(&r.value, reason, r.partition, r.offset))
 }
 
-/// Decodes a batch in order; big batches in two halves at once (decoding is
-/// pure and the costliest step, and the projection after it is serial).
-pub(crate) fn decode_batch<'a>(batch: &'a [SourceRecord], job_id: &str) -> Vec<Decoded<'a>> {
-    if batch.len() < PARALLEL_DECODE_MIN {
+/// Decodes a batch in order; big batches in two halves at once when
+/// `split` (decoding is pure and the costliest step, and the projection
+/// after it is serial).
+pub(crate) fn decode_batch<'a>(
+    batch: &'a [SourceRecord],
+    job_id: &str,
+    split: bool,
+) -> Vec<Decoded<'a>> {
+    if !split || batch.len() < PARALLEL_DECODE_MIN {
         return batch.iter().map(|r| decode_one(r, job_id)).collect();
     }
     let (head, tail) = batch.split_at(batch.len() / 2);

@@ -43,16 +43,18 @@ impl Prepared {
     /// starting at sequence `first`, the segment on a second thread when
     /// the batch is big enough to pay for it.
     pub fn new(records: Vec<SourceRecord>, job_id: &str, first: u64, plan: SegmentPlan) -> Self {
-        Self::build(records, job_id, first, plan, &mut Default::default())
+        Self::build(records, job_id, first, plan, &mut Default::default(), true)
     }
 
-    /// [`Prepared::new`] with a reused encoding buffer.
+    /// [`Prepared::new`] with a reused encoding buffer; big batches are
+    /// decoded in two halves at once only when `split`.
     fn build(
         records: Vec<SourceRecord>,
         job_id: &str,
         first: u64,
         plan: SegmentPlan,
         scratch: &mut (Vec<u8>, Vec<u8>),
+        split: bool,
     ) -> Self {
         // Stored bytes landing on their own sequences are reused as they
         // are: only an encoding is worth a second thread.
@@ -62,11 +64,11 @@ impl Prepared {
             SegmentPlan::None => (None, false),
         };
         let (decoded, segment) = if !encode {
-            (decode_batch(&records, job_id), reused)
+            (decode_batch(&records, job_id, split), reused)
         } else if records.len() >= crate::engine::PARALLEL_DECODE_MIN {
             std::thread::scope(|s| {
                 let segment = s.spawn(|| encode_segment(&records, first, scratch));
-                let decoded = decode_batch(&records, job_id);
+                let decoded = decode_batch(&records, job_id, split);
                 let segment = segment
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -74,7 +76,7 @@ impl Prepared {
             })
         } else {
             let segment = encode_segment(&records, first, scratch);
-            (decode_batch(&records, job_id), Some(segment))
+            (decode_batch(&records, job_id, split), Some(segment))
         };
         // SAFETY: a decoded message borrows only bytes inside the heap
         // buffers of `records`' values. Those buffers never move or change
@@ -164,8 +166,23 @@ pub struct Preparer {
 
 impl Preparer {
     /// Starts the thread: batches for job `job_id`, the first starting at
-    /// sequence `next_seq`; `log` false when no log is written.
+    /// sequence `next_seq`; `log` false when no log is written. A big
+    /// batch is decoded in two halves at once.
     pub fn start(job_id: &str, next_seq: u64, log: bool) -> Result<Preparer> {
+        Self::start_with(job_id, next_seq, log, true)
+    }
+
+    /// [`Preparer::start`] decoding each batch on the preparing thread
+    /// alone, for replays and rebuilds: the batches it prepares ahead
+    /// already overlap the threads applying the views, which fill both
+    /// cores, and a third decoding thread only competed with them. Five
+    /// interleaved pairs of 5 M-event rebuilds: 1.09 -> 1.16 M events/s
+    /// median, CPU 8.6 -> 8.4 s, every pair faster.
+    pub fn start_single(job_id: &str, next_seq: u64, log: bool) -> Result<Preparer> {
+        Self::start_with(job_id, next_seq, log, false)
+    }
+
+    fn start_with(job_id: &str, next_seq: u64, log: bool, split: bool) -> Result<Preparer> {
         let (tx, jobs) = std::sync::mpsc::sync_channel::<Job>(AHEAD);
         let (done, rx) = mpsc::channel(AHEAD);
         let job_id = job_id.to_owned();
@@ -180,7 +197,7 @@ impl Preparer {
                         (true, None) => SegmentPlan::Encode,
                     };
                     let n = job.records.len() as u64;
-                    let p = Prepared::build(job.records, &job_id, next, plan, &mut scratch);
+                    let p = Prepared::build(job.records, &job_id, next, plan, &mut scratch, split);
                     next += n;
                     if done.blocking_send(p).is_err() {
                         return;

@@ -131,7 +131,7 @@ async fn rebuild_leased(
     let all = SeqRange::new(None, None)?;
     let mut log = ReadAhead::start(LogReader::open_once(&Handle::Writer(db.clone()), all).await?);
     // Decoded ahead while the engine projects the batch before.
-    let mut prep = Preparer::start(job, engine.next_seq(), false)?;
+    let mut prep = Preparer::start_single(job, engine.next_seq(), false)?;
     while let Some((seg, _)) = log.next().await? {
         let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
         if let Some(p) = prep.push(batch, None).await? {

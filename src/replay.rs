@@ -188,7 +188,7 @@ impl Target {
         let mut engine = Engine::open(db.clone(), meta).await?;
         engine.pipeline_writes();
         engine.group_commits(GROUP);
-        let prep = Preparer::start(job, engine.next_seq(), true)?;
+        let prep = Preparer::start_single(job, engine.next_seq(), true)?;
         Ok(Target {
             engine,
             prep,
