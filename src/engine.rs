@@ -257,8 +257,9 @@ impl Engine {
         self.cache_rows = rows.max(1_000);
     }
 
-    /// Decodes, projects and commits one batch atomically (prepared here,
-    /// in line: a [`crate::prepared::Preparer`] does it ahead instead).
+    /// Decodes, projects and commits one batch atomically, with the batches
+    /// before it when commits are grouped (prepared here, in line: a
+    /// [`crate::prepared::Preparer`] does it ahead instead).
     pub async fn ingest(&mut self, batch: Vec<SourceRecord>) -> Result<()> {
         let plan = if self.write_log {
             SegmentPlan::Encode
