@@ -9,6 +9,7 @@ export CARGO_TERM_COLOR=never
 command -v cargo >/dev/null || { echo "cargo is required (rustup.rs)"; exit 1; }
 bash scripts/ensure-tools.sh
 
+python3 scripts/check-layers.py
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 status=0

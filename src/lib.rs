@@ -2,45 +2,62 @@
 //! Records from Kafka or a file are appended to an event log in SlateDB and
 //! folded into materialized views (crate `sundial-views`), served as JSON
 //! over HTTP by the same code for a live job and for the history server.
+//!
+//! The modules are layers, each importing only those below it (checked by
+//! `scripts/check-layers.py`, part of the test command); they are private,
+//! and the names below are the library's API: what the binary, its
+//! benchmarks and the tests use.
+//!
+//! ```text
+//! cli            the command line (called by the binary)
+//! project        the projector daemon: Kafka -> engine -> HTTP, live
+//! serve          axum router, web assets, OpenAPI, Prometheus, catalog
+//! time_travel    views as of a past log offset
+//! replay         file / topic / log replays, rebuilds, the commit loop
+//! query          the API's answers, from stored views
+//! ingest         sources, codec, batch preparation, the engine
+//! store          object store, event log, view rows, snapshots, lease
+//! error, clock, shutdown, simulate: leaves any layer may use
+//! ```
 
-pub mod api;
-pub mod as_of;
-pub mod bench;
-pub mod bench_history;
-pub mod bench_kafka;
-pub mod bench_rebuild;
-pub mod catalog;
-pub mod cli;
-pub mod codec;
-pub mod commands;
-pub mod cpu;
-pub mod demo_kafka;
-pub mod engine;
-pub mod error;
-pub mod event_log;
-pub mod fast_json;
-pub mod http;
-pub mod lease;
-pub mod lineage_read;
-pub mod metrics;
-pub mod offsets;
-pub mod openapi;
-pub mod overlay;
-pub mod prepared;
-pub mod progress;
-pub mod project;
-pub mod rebuild;
-pub mod replay;
-pub mod replay_cmd;
-pub mod replay_log;
-pub mod replay_topic;
-pub mod segment_read;
+mod cli;
+mod clock;
+mod error;
+mod ingest;
+mod project;
+mod query;
+mod replay;
+mod serve;
+mod shutdown;
 pub mod simulate;
-pub mod snapshots;
-pub mod source;
-pub mod storage;
-pub mod summary;
-pub mod view_store;
-pub mod web;
+mod store;
+mod time_travel;
 
-pub use error::{Error, Result};
+pub use clock::now_ms;
+pub use error::{Error, ErrorKind, Result};
+
+// Storage and reading it back.
+pub use store::lease::{self, Lease};
+pub use store::storage::{Storage, LOCAL_FLUSH, READER_POLL, SUMMARY_OBJECT};
+pub use store::view_store::{Handle, ViewStore};
+pub use store::{event_log, snapshots};
+
+// Ingest.
+pub use ingest::engine::Engine;
+pub use ingest::record::SourceRecord;
+pub use ingest::{codec, decode, source};
+
+// Answers and replays.
+pub use query::{api, summary};
+pub use replay::log::{replay_from_log, SeqRange};
+pub use replay::rebuild::rebuild_views;
+pub use replay::target::{replay_batches, replay_file, Summary, DEFAULT_BATCH};
+pub use time_travel::as_of;
+
+// Serving, the daemon, the command line.
+pub use cli::args::{Cli, Command};
+pub use cli::{commands, demo};
+pub use project::{run as run_daemon, ProjectOptions, DEFAULT_BATCH_MAX, DEFAULT_LINGER};
+pub use serve::catalog::{Catalog, CatalogOptions};
+pub use serve::http::{router, AppState};
+pub use serve::prometheus::Metrics;

@@ -9,8 +9,10 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use sundial::cli::{Cli, Command};
-use sundial::error::ErrorKind;
+
+mod bench;
+use sundial::ErrorKind;
+use sundial::{Cli, Command};
 
 /// Transparent huge pages off for this process. mimalloc madvises its arenas
 /// for them, so every page it touches again after returning it to the OS
@@ -96,24 +98,22 @@ fn main() -> ExitCode {
             Command::Replay(a) => sundial::commands::replay(a).await,
             Command::Serve(a) => sundial::commands::serve(a).await,
             Command::Simulate(a) => sundial::commands::simulate(a).await,
-            Command::Demo(a) => sundial::commands::demo(a).await,
+            Command::Demo(a) => sundial::demo::demo(a).await,
             Command::Bench(a) if a.rebuild => {
-                sundial::bench_rebuild::run(a.events, &a.dir, a.as_of_only).await
+                crate::bench::rebuild::run(a.events, &a.dir, a.as_of_only).await
             }
             Command::Bench(a) => match (&a.brokers, a.history_jobs) {
-                (Some(b), _) => {
-                    sundial::bench_kafka::run(b, a.events, &a.dir, a.latency_rate).await
-                }
+                (Some(b), _) => crate::bench::kafka::run(b, a.events, &a.dir, a.latency_rate).await,
                 (None, Some(jobs)) => {
-                    let b = sundial::bench_history::HistoryBench {
+                    let b = crate::bench::history::HistoryBench {
                         big_events: a.events,
                         small_events: 10_000,
                         jobs,
                         reuse: a.reuse,
                     };
-                    sundial::bench_history::run(b, &a.dir).await
+                    crate::bench::history::run(b, &a.dir).await
                 }
-                (None, None) => sundial::bench::run(a.events, &a.dir).await,
+                (None, None) => crate::bench::ingest::run(a.events, &a.dir).await,
             },
         }
     });

@@ -16,26 +16,26 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::{self, Params, StatusOrRunning};
-use crate::catalog::Catalog;
-use crate::engine::{Engine, SourceRecord, Totals};
+use crate::clock::{new_attempt_id, now_ms};
 use crate::error::{Error, Result};
-use crate::event_log::AttemptMeta;
-use crate::http::{self, AppState, LiveFeed};
-use crate::lease::Lease;
-use crate::metrics::{Metrics, StageFigures};
-use crate::prepared::{Prepared, Preparer};
-use crate::replay::{new_attempt_id, now_ms, Summary};
-use crate::source::kafka::{KafkaConfig, KafkaSource, Stats};
-use crate::storage::Storage;
-use crate::view_store::{Handle, ViewStore};
+use crate::ingest::engine::{Engine, Totals};
+use crate::ingest::prepared::{Prepared, Preparer};
+use crate::ingest::record::SourceRecord;
+use crate::ingest::source::kafka::{KafkaConfig, KafkaSource, Stats};
+use crate::query::api::{self, Params, StatusOrRunning};
+use crate::replay::target::Summary;
+use crate::serve::catalog::Catalog;
+use crate::serve::http::{self, AppState, LiveFeed};
+use crate::serve::prometheus::{Metrics, StageFigures};
+use crate::store::event_log::AttemptMeta;
+use crate::store::lease::Lease;
+use crate::store::storage::Storage;
+use crate::store::view_store::{Handle, ViewStore};
 
 /// Default records per batch.
 pub const DEFAULT_BATCH_MAX: usize = 16_384;
 /// Default wait for more records after the first of a batch.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
-/// Default quiet period after the job ended before the daemon exits.
-pub const DEFAULT_EXIT_AFTER_END: Duration = Duration::from_secs(30);
 
 /// Everything `sundial project` needs.
 pub struct ProjectOptions {
@@ -55,7 +55,7 @@ pub struct ProjectOptions {
     pub exit_after_end: Option<Duration>,
     pub lease_interval: Duration,
     /// How often SlateDB makes written batches durable (see
-    /// [`crate::storage::REMOTE_FLUSH`]); the attempt summary is stored at
+    /// [`crate::store::storage::REMOTE_FLUSH`]); the attempt summary is stored at
     /// most every [`summary_interval`] of it.
     pub flush_interval: Duration,
 }
@@ -96,10 +96,10 @@ pub async fn run(
     o: ProjectOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(String, Summary)> {
-    crate::storage::validate_id("job id", &o.job)?;
+    crate::store::storage::validate_id("job id", &o.job)?;
     let source = format!("kafka:{}", o.kafka.topic);
     let attempt = choose_attempt(&o, &source).await?;
-    crate::storage::validate_id("attempt id", &attempt)?;
+    crate::store::storage::validate_id("attempt id", &attempt)?;
     // Bind first: a bad address is a usage error before anything is taken.
     let listener = match &o.http {
         Some(addr) => Some(
@@ -184,7 +184,7 @@ async fn run_leased(
     }
     let mut flushed = daemon.engine.flush().await;
     if flushed.is_ok() && outcome.is_ok() {
-        flushed = crate::summary::write(&o.storage, &daemon.store, true).await;
+        flushed = crate::query::summary::write(&o.storage, &daemon.store, true).await;
     }
     let summary = Summary {
         totals: daemon.engine.totals(),
@@ -332,7 +332,7 @@ impl Daemon<'_> {
     /// Hands `batch` (emptied; it may be empty) to the preparing thread and
     /// ingests, each atomically, the batches prepared before it: all of
     /// them unless `more` records are already waiting, then only what keeps
-    /// [`crate::prepared::AHEAD`] in flight. True once the job ended.
+    /// [`crate::ingest::prepared::AHEAD`] in flight. True once the job ended.
     async fn commit(
         &mut self,
         prep: &mut Preparer,
@@ -412,7 +412,8 @@ impl Daemon<'_> {
         if self.summary_stale && self.last_summary.is_none_or(|t| t.elapsed() >= every) {
             self.summary_stale = false;
             self.last_summary = Some(Instant::now());
-            if let Err(e) = crate::summary::write(&self.o.storage, &self.store, false).await {
+            if let Err(e) = crate::query::summary::write(&self.o.storage, &self.store, false).await
+            {
                 tracing::warn!(error = %e, "could not store the attempt summary");
             }
         }

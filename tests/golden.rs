@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sundial::api;
-use sundial::replay::replay_file;
-use sundial::storage::Storage;
-use sundial::view_store::{Handle, ViewStore};
+use sundial::replay_file;
+use sundial::Storage;
+use sundial::{Handle, ViewStore};
 
 /// (fixture folder, job id, stream file)
 const FIXTURES: &[(&str, &str, &str)] = &[

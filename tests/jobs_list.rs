@@ -10,9 +10,9 @@ mod jobs50;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sundial::catalog::{Catalog, CatalogOptions};
-use sundial::storage::Storage;
-use sundial::summary::SUMMARY_OBJECT;
+use sundial::Storage;
+use sundial::SUMMARY_OBJECT;
+use sundial::{Catalog, CatalogOptions};
 
 use jobs50::{check_follow, check_listing, get_ok, job_id, populate, serve, JOBS, NEW, OLD};
 

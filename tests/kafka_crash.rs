@@ -23,9 +23,9 @@ use daemon::{
 use produce::{produce_python, produce_rdkafka, write_records_file, Record};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use sundial::engine::SourceRecord;
-use sundial::replay::replay_batches;
-use sundial::storage::Storage;
+use sundial::replay_batches;
+use sundial::SourceRecord;
+use sundial::Storage;
 use tansu::Broker;
 
 const TIMEOUT: Duration = Duration::from_secs(120);

@@ -155,7 +155,7 @@ fn fence(r: &Running) -> (String, slatedb::Db, tokio::runtime::Runtime) {
         .enable_all()
         .build()
         .unwrap();
-    let storage = sundial::storage::Storage::from_url(r.storage.to_str().unwrap()).unwrap();
+    let storage = sundial::Storage::from_url(r.storage.to_str().unwrap()).unwrap();
     let newer = rt.block_on(storage.open_writer(JOB, &attempt)).unwrap();
     (attempt, newer, rt)
 }

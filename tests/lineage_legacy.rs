@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use sundial::api::{self, Params};
-use sundial::engine::{Engine, SourceRecord};
 use sundial::event_log::{view_key, AttemptMeta};
-use sundial::storage::Storage;
-use sundial::view_store::{Handle, ViewStore};
+use sundial::Engine;
+use sundial::SourceRecord;
+use sundial::Storage;
+use sundial::{Handle, ViewStore};
 use sundial_views::encode_row;
 use sundial_views::lineage::SplitRow;
 

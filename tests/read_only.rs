@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use common::{fixture, get, get_json, get_stream_until, AUTO, LIVE, STORM};
 use serde_json::Value;
 use sundial::api::{self, Params};
-use sundial::catalog::Catalog;
-use sundial::storage::Storage;
+use sundial::Catalog;
+use sundial::Storage;
 
 /// Every file under `dir`: relative path → (bytes, modification time).
 fn files(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {

@@ -21,7 +21,7 @@ use daemon::{assert_identical, assert_same, fixture_values, open_store, rt, Diff
 use replay::{assert_rows_equal, printed_attempt, replay_ok, view_rows};
 use serde_json::Value;
 use sundial::api;
-use sundial::storage::Storage;
+use sundial::Storage;
 
 /// (fixture folder, job id, stream file)
 const FIXTURES: &[(&str, &str, &str)] = &[

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use daemon::rt;
 use replay::{assert_rows_equal, replay_cmd, replay_ok, rows};
 use slatedb::WriteBatch;
-use sundial::storage::Storage;
-use sundial::view_store::Handle;
+use sundial::Handle;
+use sundial::Storage;
 
 const JOB: &str = "fx_lineage";
 

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sundial::api;
-use sundial::catalog::Catalog;
-use sundial::replay::replay_file;
-use sundial::storage::Storage;
+use sundial::replay_file;
+use sundial::Catalog;
+use sundial::Storage;
 use tansu::Moto;
 
 const BUCKET: &str = "sundial-s3";

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sundial::api;
-use sundial::engine::SourceRecord;
 use sundial::source::file::FileSource;
-use sundial::storage::Storage;
-use sundial::view_store::{Handle, ViewStore};
+use sundial::SourceRecord;
+use sundial::Storage;
+use sundial::{Handle, ViewStore};
 
 /// The `sundial` binary under test.
 pub fn bin() -> &'static str {
@@ -295,28 +295,20 @@ pub fn assert_same(what: &str, got: &Value, want: &Value, d: Differ) {
     panic!("{what}: snapshots differ");
 }
 
+/// The loopback helpers the benches use too (one file, included). A test
+/// that includes two of these helper files gets it twice, harmlessly.
+#[allow(clippy::duplicate_mod)]
+#[path = "../../src/bench/net.rs"]
+mod net;
+
 /// A free loopback address for a daemon's `--http`.
 pub fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    net::free_addr().expect("bind 127.0.0.1:0")
 }
 
 /// One HTTP/1.1 GET: (status, body); `None` when nothing listens.
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((status, body))
+    net::http_get(addr, path, Duration::from_secs(10)).ok()
 }
 
 /// The live job's `log_offset` over HTTP (0 while it has none).

@@ -17,13 +17,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sundial::catalog::Catalog;
-use sundial::engine::SourceRecord;
-use sundial::http::{router, AppState};
-use sundial::metrics::Metrics;
-use sundial::replay::replay_batches;
-use sundial::storage::Storage;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sundial::replay_batches;
+use sundial::Catalog;
+use sundial::Metrics;
+use sundial::SourceRecord;
+use sundial::Storage;
+use sundial::{router, AppState};
+
+/// The loopback helpers the benches use too (one file, included). A test
+/// that includes two of these helper files gets it twice, harmlessly.
+#[allow(clippy::duplicate_mod)]
+#[path = "../../src/bench/net.rs"]
+mod net;
 
 pub const JOBS: usize = 50;
 pub const OLD: &str = "zz-first";
@@ -142,21 +147,14 @@ pub async fn serve(catalog: Arc<Catalog>) -> SocketAddr {
 
 /// `GET target`: status and JSON body.
 pub async fn get(addr: SocketAddr, target: &str) -> (u16, Value) {
-    let io = async {
-        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        conn.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        conn.read_to_end(&mut raw).await.unwrap();
-        raw
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(30), io)
-        .await
-        .unwrap_or_else(|_| panic!("GET {target}: no answer in 30 s"));
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("http head");
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = serde_json::from_str(body)
+    let path = target.to_owned();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        net::http_get(&addr.to_string(), &path, Duration::from_secs(30))
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("GET {target}: {e}"));
+    let body = serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("GET {target}: {status} body not JSON ({e}): {body}"));
     (status, body)
 }
@@ -329,8 +327,8 @@ fn worker_started(job: &str, k: usize, at: f64) -> SourceRecord {
 /// opened the attempt (a projector restarted on an attempt being read).
 pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<Duration> {
     use sundial::api::{self, Params};
-    use sundial::engine::Engine;
     use sundial::event_log::AttemptMeta;
+    use sundial::Engine;
 
     let attempt = "live";
     // Like the projector: a lease, then the one writer.
@@ -344,14 +342,14 @@ pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<D
     // here is the reader's following, not the writer's flush interval.
     let db = Arc::new(
         storage
-            .open_writer_with(job, attempt, sundial::storage::LOCAL_FLUSH)
+            .open_writer_with(job, attempt, sundial::LOCAL_FLUSH)
             .await
             .unwrap(),
     );
     let meta = AttemptMeta {
         job_id: job.to_owned(),
         attempt_id: attempt.to_owned(),
-        created_ms: sundial::replay::now_ms(),
+        created_ms: sundial::now_ms(),
         source: "test:follow".into(),
     };
     let mut engine = Engine::open(db.clone(), meta).await.unwrap();
@@ -369,8 +367,8 @@ pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<D
     // default, as often as projectors flush there).
     let catalog = Catalog::with_options(
         Storage::from_url(storage.url()).unwrap(),
-        sundial::catalog::CatalogOptions {
-            poll_live: sundial::storage::READER_POLL,
+        sundial::CatalogOptions {
+            poll_live: sundial::READER_POLL,
             ..Default::default()
         },
     );

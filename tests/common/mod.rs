@@ -14,12 +14,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use sundial::catalog::Catalog;
-use sundial::http::{router, AppState};
-use sundial::metrics::Metrics;
-use sundial::replay::replay_file;
+use sundial::replay_file;
 use sundial::simulate::{simulate, Scenario, SimConfig};
-use sundial::storage::Storage;
+use sundial::Catalog;
+use sundial::Metrics;
+use sundial::Storage;
+use sundial::{router, AppState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sundial::view_store::{Handle, ViewStore};
+use sundial::{Handle, ViewStore};
 
 /// Runs `sundial replay` with `args` against `storage` (snapshots every
 /// `every` log sequences) and returns its output, asserting success.

@@ -75,11 +75,14 @@ pub fn tansu_bin() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (bound then released: racy only in theory).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    net::free_port().expect("bind 127.0.0.1:0")
 }
+
+/// The loopback helpers the benches use too (one file, included). A test
+/// that includes two of these helper files gets it twice, harmlessly.
+#[allow(clippy::duplicate_mod)]
+#[path = "../../src/bench/net.rs"]
+mod net;
 
 /// The last `n` lines of a log file, for panic messages.
 pub fn log_tail(path: &Path, n: usize) -> String {

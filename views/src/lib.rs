@@ -22,6 +22,7 @@ pub mod projector;
 pub mod rollup;
 pub mod runtime;
 pub mod sequence_bytes;
+pub mod sequence_row;
 pub mod sequences;
 pub mod stage;
 #[cfg(test)]

@@ -6,8 +6,7 @@
 //! `i + AHEAD` while record `i` is applied hides most of it. Hints only:
 //! nothing here changes what any view computes.
 
-use crate::projection::{Input, Record};
-use crate::projector::Entry;
+use crate::projection::{Entry, Input, Record};
 use crate::Message;
 
 /// How many records ahead the message itself is fetched; its strings are

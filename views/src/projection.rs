@@ -23,6 +23,15 @@ pub struct DeadLetter {
     pub offset: i64,
 }
 
+/// One log record before judgement.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'m, 'a> {
+    /// Decoded and validated.
+    Valid(&'m Message<'a>),
+    /// Rejected by the codec.
+    Dead(&'m DeadLetter),
+}
+
 /// What happened to one log record before the views saw it.
 #[derive(Debug, Clone, Copy)]
 pub enum Record<'m, 'a> {

@@ -3,19 +3,11 @@
 //! registry order. Pure; the engine loads missing rows before `apply` and
 //! stores the changed rows after.
 
-use crate::event::Message;
-use crate::projection::{DeadLetter, Input, Interest, Record};
+use crate::projection::{Input, Interest, Record};
 use crate::runtime::{DynView, ViewCache};
 use crate::sequences::{Sequences, Verdict};
 
-/// One log record before judgement.
-#[derive(Debug, Clone, Copy)]
-pub enum Entry<'m, 'a> {
-    /// Decoded and validated.
-    Valid(&'m Message<'a>),
-    /// Rejected by the codec.
-    Dead(&'m DeadLetter),
-}
+pub use crate::projection::Entry;
 
 /// What applying one record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

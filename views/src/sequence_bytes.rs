@@ -6,7 +6,7 @@
 
 use rmp::encode::{write_array_len, write_f64, write_map_len, write_nil, write_uint};
 
-use crate::sequences::{Run, Seen, SequenceRow};
+use crate::sequence_row::{Run, Seen, SequenceRow};
 
 /// Bytes per fingerprint at most (map key, group header, the fingerprint).
 const SEEN_BYTES: usize = 9 + 5 + 1 + 5 + 9 + 9;
