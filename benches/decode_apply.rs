@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
                         match codec::decode(r, None, "bench") {
                             Ok(m) => p.apply(i as u64 + 1, Entry::Valid(&m)),
                             Err(reason) => {
-                                let d = codec::dead_letter(r, reason, 0, i as i64);
+                                let d = codec::dead_letter(r, None, "bench", reason, 0, i as i64);
                                 p.apply(i as u64 + 1, Entry::Dead(&d))
                             }
                         };

@@ -18,7 +18,15 @@ const FIXTURES: &[(&str, &str, &str)] = &[
     ("exception-storm-failed", "fx_storm", "events.ndjson"),
     ("lineage-50k", "fx_lineage", "events.ndjson.gz"),
     ("msgpack-realistic", "fx_msgpack", "events.msgpack"),
+    ("solstice-defaults", "fx_sol_defaults", "events.ndjson"),
+    ("solstice-full", "fx_sol_full", "events.ndjson"),
 ];
+
+/// The fixtures of exactly what Solstice's message factories send: clean
+/// streams, every record applied.
+fn is_solstice(dir: &str) -> bool {
+    dir.starts_with("solstice-")
+}
 
 fn fixture(dir: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -127,10 +135,14 @@ fn assert_invariants(dir: &str, snap: &serde_json::Value) {
         n(&job["dead_letter_count"]),
         "{dir}"
     );
-    assert!(
-        n(&job["dead_letter_count"]) > 0 && n(&job["duplicate_count"]) > 0,
-        "{dir}: fixtures carry anomalies"
-    );
+    if is_solstice(dir) {
+        assert_solstice(dir, snap);
+    } else {
+        assert!(
+            n(&job["dead_letter_count"]) > 0 && n(&job["duplicate_count"]) > 0,
+            "{dir}: fixtures carry anomalies"
+        );
+    }
     assert_eq!(
         n(&snap["lineage"]["total"]),
         n(&job["split_count"]),
@@ -154,6 +166,79 @@ fn assert_invariants(dir: &str, snap: &serde_json::Value) {
         exs.windows(2).all(|w| w[0] >= w[1]),
         "{dir}: exceptions newest first"
     );
+}
+
+/// A Solstice factory fixture: every record applied (no dead letter, no
+/// duplicate, nothing missing), and the lineage of the three-stage job with
+/// a merge: parents as sent, children derived from them.
+fn assert_solstice(dir: &str, snap: &serde_json::Value) {
+    let job = &snap["job"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let records = n(&job["event_count"]);
+    assert!(records > 20, "{dir}: {job}");
+    assert_eq!(n(&job["dead_letter_count"]), 0, "{dir}");
+    assert_eq!(n(&job["duplicate_count"]), 0, "{dir}");
+    assert_eq!(n(&job["missing_count"]), 0, "{dir}");
+    let splits = snap["lineage"]["items"].as_array().unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        let mut out: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect();
+        out.sort();
+        out
+    };
+    let mut got: Vec<(String, String, Vec<String>, Vec<String>)> = splits
+        .iter()
+        .map(|s| {
+            (
+                s["split_id"].as_str().unwrap().to_owned(),
+                s["stage_id"].as_str().unwrap().to_owned(),
+                ids(&s["parents"]),
+                ids(&s["children"]),
+            )
+        })
+        .collect();
+    got.sort();
+    let v = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let row = |id: &str, stage: &str, parents: &[&str], children: &[&str]| {
+        (id.to_owned(), stage.to_owned(), v(parents), v(children))
+    };
+    assert_eq!(
+        got,
+        vec![
+            row("map_s0", "map", &["source_s0"], &["sink_s0"]),
+            row("map_s1", "map", &["source_s1"], &["sink_s0"]),
+            row("sink_s0", "sink", &["map_s0", "map_s1"], &[]),
+            row("source_s0", "source", &[], &["map_s0"]),
+            row("source_s1", "source", &[], &["map_s1"]),
+        ],
+        "{dir}: lineage"
+    );
+    // What the producer did not send is null; what it sent is shown.
+    const OPTIONAL: [&str; 9] = [
+        "partition_id",
+        "enqueue_time",
+        "dequeue_time",
+        "complete_time",
+        "queue_wait_time_ms",
+        "input_bytes",
+        "output_bytes",
+        "payload_store_key",
+        "payload_storage_path",
+    ];
+    for s in splits {
+        assert!(
+            s["processing_time_ms"].as_f64().unwrap() > 0.0,
+            "{dir}: {s}"
+        );
+        for f in OPTIONAL {
+            let sent = dir == "solstice-full";
+            assert_eq!(!s[f].is_null(), sent, "{dir}: {f} sent: {sent}: {s}");
+        }
+    }
 }
 
 async fn check(dir: &str, job: &str, file: &str) {
@@ -205,8 +290,20 @@ async fn msgpack_realistic_matches_golden() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solstice_defaults_matches_golden() {
+    let (d, j, f) = FIXTURES[4];
+    check(d, j, f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solstice_full_matches_golden() {
+    let (d, j, f) = FIXTURES[5];
+    check(d, j, f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_is_byte_identical_twice_and_across_batch_sizes() {
-    for &(d, j, f) in &[FIXTURES[0], FIXTURES[3]] {
+    for &(d, j, f) in &[FIXTURES[0], FIXTURES[3], FIXTURES[4]] {
         let a = replay_snapshot(d, j, f, 4096).await;
         let b = replay_snapshot(d, j, f, 4096).await;
         assert_eq!(a, b, "{d}: two replays differ");

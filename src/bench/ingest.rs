@@ -95,7 +95,7 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
         .enumerate()
         .map(|(i, r)| {
             codec::decode(r, None, "bench")
-                .map_err(|reason| codec::dead_letter(r, reason, 0, i as i64))
+                .map_err(|reason| codec::dead_letter(r, None, "bench", reason, 0, i as i64))
         })
         .collect();
     let mut p = Projector::new(true);
@@ -127,7 +127,7 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
             Ok(m) => p.apply(seq, Entry::Valid(&m)),
             Err(reason) => p.apply(
                 seq,
-                Entry::Dead(&codec::dead_letter(r, reason, 0, i as i64)),
+                Entry::Dead(&codec::dead_letter(r, None, "bench", reason, 0, i as i64)),
             ),
         };
         if i % DEFAULT_BATCH == DEFAULT_BATCH - 1 {

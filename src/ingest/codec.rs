@@ -3,7 +3,7 @@
 //! `content-type` says which. It never panics and never returns an error:
 //! bad input is data.
 
-use sundial_views::{DeadLetter, Message};
+use sundial_views::{DeadLetter, Envelope, Kind, Message};
 
 /// Deepest nesting accepted in a MessagePack record (JSON stops at 128).
 const MAX_DEPTH: usize = 64;
@@ -68,14 +68,61 @@ pub fn decode<'a>(
     Ok(msg)
 }
 
-/// A dead letter for `bytes` with `reason`.
-pub fn dead_letter(bytes: &[u8], reason: String, partition: i32, offset: i64) -> DeadLetter {
+/// A dead letter for `bytes` (with `content_type`, for job `job_id`)
+/// rejected for `reason`, with its envelope when that reads.
+pub fn dead_letter(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    job_id: &str,
+    reason: String,
+    partition: i32,
+    offset: i64,
+) -> DeadLetter {
     DeadLetter {
         reason,
         preview: preview(bytes),
         partition,
         offset,
+        envelope: envelope(bytes, content_type, job_id),
     }
+}
+
+/// The envelope fields the sequence tracker needs, read leniently: the
+/// payload (and anything else) is skipped unread, `message_type` may be a
+/// type Sundial does not know.
+#[derive(serde::Deserialize)]
+struct Head {
+    message_type: String,
+    job_id: String,
+    source_id: String,
+    timestamp: sundial_views::event::Finite,
+    #[serde(default)]
+    sequence: Option<u64>,
+}
+
+/// The envelope of a record [`decode`] rejected, when it reads: well-formed
+/// JSON or MessagePack, this job's `job_id`, string `source_id` and
+/// `message_type`, a finite `timestamp` and an integer `sequence`. Such a
+/// record arrived, so its sequence is no lost message (contract §2). Another
+/// job's record, or one without a sequence, has nothing to count: `None`.
+pub fn envelope(bytes: &[u8], content_type: Option<&str>, job_id: &str) -> Option<Envelope> {
+    let head: Head = match detect(bytes, content_type)? {
+        Format::Json => serde_json::from_slice(bytes).ok()?,
+        Format::MsgPack => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            de.set_max_depth(MAX_DEPTH);
+            serde::Deserialize::deserialize(&mut de).ok()?
+        }
+    };
+    if head.job_id != job_id {
+        return None;
+    }
+    Some(Envelope {
+        source_id: head.source_id,
+        kind: Kind::parse(&head.message_type),
+        sequence: head.sequence?,
+        timestamp: head.timestamp.0,
+    })
 }
 
 /// The start of a record as text: UTF-8 where it is, `\xNN` escapes elsewhere.
@@ -190,6 +237,46 @@ mod tests {
         v["timestamp"] = serde_json::json!(2.0);
         let mp = rmp_serde::to_vec_named(&v).unwrap();
         assert!(reason(&mp).contains("depth"));
+    }
+
+    #[test]
+    fn a_rejected_payload_keeps_its_readable_envelope() {
+        let env = |text: &str| envelope(text.as_bytes(), None, "j");
+        let no_split_id = r#"{"message_type": "split_processed", "job_id": "j", "source_id": "w1", "timestamp": 10.5, "payload": {"stage_id": "s", "parent_split_ids": [], "input_records": 1, "output_records": 1, "processing_time": 0.5}, "sequence": 4}"#;
+        assert!(reason(no_split_id.as_bytes()).contains("missing field `split_id`"));
+        let got = env(no_split_id).expect("envelope reads");
+        assert_eq!(
+            (
+                got.source_id.as_str(),
+                got.kind,
+                got.sequence,
+                got.timestamp
+            ),
+            ("w1", Some(Kind::SplitProcessed), 4, 10.5)
+        );
+        let dead = dead_letter(no_split_id.as_bytes(), None, "j", "r".into(), 0, 1);
+        assert_eq!(dead.envelope, Some(got));
+        // MessagePack alike.
+        let value: serde_json::Value = serde_json::from_str(no_split_id).unwrap();
+        let mp = rmp_serde::to_vec_named(&value).unwrap();
+        assert_eq!(envelope(&mp, None, "j"), env(no_split_id));
+        // An unknown type arrived too; its kind is unknown.
+        let odd = env(&OK.replace("worker_metrics", "worker_dance")).unwrap();
+        assert_eq!((odd.kind, odd.sequence), (None, 3));
+        // Nothing to count: another job, no sequence, a bad envelope field,
+        // a record that is not even well-formed.
+        assert_eq!(env(&OK.replace("\"j\"", "\"other\"")), None);
+        assert_eq!(
+            env(&OK.replace("\"sequence\": 3", "\"sequence\": null")),
+            None
+        );
+        assert_eq!(
+            env(&OK.replace("\"sequence\": 3", "\"sequence\": -3")),
+            None
+        );
+        assert_eq!(env(&OK.replace("\"w1\"", "7")), None);
+        assert_eq!(env(&OK.replace("10.5", "NaN")), None);
+        assert_eq!(env("garbage"), None);
     }
 
     #[test]

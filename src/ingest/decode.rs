@@ -14,8 +14,10 @@ pub(crate) const PARALLEL_DECODE_MIN: usize = 1024;
 pub type Decoded<'a> = std::result::Result<Message<'a>, DeadLetter>;
 
 fn decode_one<'a>(r: &'a SourceRecord, job_id: &str) -> Decoded<'a> {
-    codec::decode(&r.value, r.content_type.as_deref(), job_id)
-        .map_err(|reason| codec::dead_letter(&r.value, reason, r.partition, r.offset))
+    codec::decode(&r.value, r.content_type.as_deref(), job_id).map_err(|reason| {
+        let ct = r.content_type.as_deref();
+        codec::dead_letter(&r.value, ct, job_id, reason, r.partition, r.offset)
+    })
 }
 
 /// Decodes a batch in order; big batches in two halves at once when

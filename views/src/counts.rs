@@ -90,7 +90,7 @@ mod tests {
     fn stop(processed: u64, counts: Option<(u64, u64)>) -> WorkerStopped<'static> {
         WorkerStopped {
             stage_id: "s1".into(),
-            reason: "done".into(),
+            reason: Some("done".into()),
             processed_count: processed,
             error_count: 0,
             input_records: counts.map(|c| c.0),

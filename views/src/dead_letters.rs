@@ -34,13 +34,13 @@ impl Projection for DeadLetterView {
     type Row = DeadLetterRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {
-        if let Record::Dead(_) = input.record {
+        if let Record::Dead { .. } = input.record {
             keys.push(&seq_key(input.seq));
         }
     }
 
     fn apply(&self, input: &Input, rows: &mut [&mut DeadLetterRow]) {
-        if let Record::Dead(d) = input.record {
+        if let Record::Dead { dead: d, .. } = input.record {
             *rows[0] = DeadLetterRow {
                 offset: input.seq,
                 reason: d.reason.clone(),

@@ -97,39 +97,53 @@ impl fmt::Display for Kind {
     }
 }
 
-/// One stage as declared by `job_started`.
+/// One stage as declared by `job_started`: only `stage_id` is required
+/// (it keys the stage row); the rest is descriptive.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct StageDecl {
     pub stage_id: String,
-    pub operator_type: String,
-    pub min_parallelism: u64,
-    pub max_parallelism: u64,
+    #[serde(default)]
+    pub operator_type: Option<String>,
+    #[serde(default)]
+    pub min_parallelism: Option<u64>,
+    #[serde(default)]
+    pub max_parallelism: Option<u64>,
 }
 
-/// `job_started`.
+/// `job_started`: `stages` declares the stage rows; the DAG and the
+/// configuration are descriptive (absent or null: empty, Solstice's own
+/// default).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct JobStarted {
-    pub dag_edges: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub dag_edges: Option<BTreeMap<String, Vec<String>>>,
     pub stages: Vec<StageDecl>,
-    pub config: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// `job_completed` / `job_failed`.
+/// `job_completed` / `job_failed`: the message type says how the job
+/// ended; the payload is descriptive.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct JobEnded {
-    pub status: String,
+    #[serde(default)]
+    pub status: Option<String>,
     #[serde(default)]
     pub duration_ms: Option<Finite>,
     #[serde(default)]
     pub final_metrics: Option<serde_json::Value>,
 }
 
-/// `stage_started`.
+/// `stage_started`: the stage is the envelope's `source_id`; the payload
+/// is descriptive, every field optional.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct StageStarted {
-    pub operator_type: String,
-    pub min_parallelism: u64,
-    pub max_parallelism: u64,
+    #[serde(default)]
+    pub operator_type: Option<String>,
+    #[serde(default)]
+    pub min_parallelism: Option<u64>,
+    #[serde(default)]
+    pub max_parallelism: Option<u64>,
 }
 
 /// `stage_metrics`: the stage's own report; counts are optional.
@@ -152,12 +166,14 @@ pub struct StageMetrics<'a> {
     pub partition_metrics: Option<PartitionMetrics<'a>>,
 }
 
-/// `worker_started`.
+/// `worker_started`: the worker (`source_id`) and its stage; its
+/// partitions are descriptive (absent or null: none).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct WorkerStarted<'a> {
     #[serde(borrow)]
     pub stage_id: Cow<'a, str>,
-    pub assigned_partitions: Vec<i64>,
+    #[serde(default)]
+    pub assigned_partitions: Option<Vec<i64>>,
 }
 
 /// `worker_stopped`: final counts are optional (the Solstice runtime omits them).
@@ -165,7 +181,8 @@ pub struct WorkerStarted<'a> {
 pub struct WorkerStopped<'a> {
     #[serde(borrow)]
     pub stage_id: Cow<'a, str>,
-    pub reason: String,
+    #[serde(default)]
+    pub reason: Option<String>,
     pub processed_count: u64,
     pub error_count: u64,
     #[serde(default)]
@@ -204,17 +221,21 @@ pub struct Exception<'a> {
     pub worker_id: Option<Cow<'a, str>>,
     pub exception_type: String,
     pub message: String,
-    pub stacktrace: String,
+    #[serde(default)]
+    pub stacktrace: Option<String>,
     #[serde(default, borrow)]
     pub split_id: Option<Cow<'a, str>>,
 }
 
-/// `backpressure`.
+/// `backpressure`: whether the stage is throttled; the lag and the factor
+/// are descriptive.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Backpressure {
     pub active: bool,
-    pub queue_lag: u64,
-    pub slow_down_factor: Finite,
+    #[serde(default)]
+    pub queue_lag: Option<u64>,
+    #[serde(default)]
+    pub slow_down_factor: Option<Finite>,
 }
 
 /// Checkpoint lifecycle states.
@@ -242,7 +263,14 @@ pub struct Checkpoint {
     pub failure_reason: Option<String>,
 }
 
-/// `split_processed`: one split's lineage and timings.
+/// `split_processed`: one split's lineage and timings. Only the ids that
+/// key the lineage and the split's record counts are required: Solstice's
+/// own `split_processed_message` factory sends `stage_id`, `split_id`,
+/// `parent_split_ids`, `input_records`, `output_records` and
+/// `processing_time` (seconds) and nothing else, while richer producers add
+/// the partition, timings, sizes and payload keys. Absent or null optional
+/// fields are `None` (shown as null); present ones of the wrong type are
+/// still decode errors.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SplitProcessed<'a> {
     #[serde(borrow)]
@@ -251,20 +279,42 @@ pub struct SplitProcessed<'a> {
     pub split_id: Cow<'a, str>,
     #[serde(borrow)]
     pub parent_split_ids: Vec<Cow<'a, str>>,
-    pub partition_id: i64,
-    pub enqueue_time: Finite,
-    pub dequeue_time: Finite,
-    pub complete_time: Finite,
-    pub queue_wait_time_ms: Finite,
-    pub processing_time_ms: Finite,
+    #[serde(default)]
+    pub partition_id: Option<i64>,
+    #[serde(default)]
+    pub enqueue_time: Option<Finite>,
+    #[serde(default)]
+    pub dequeue_time: Option<Finite>,
+    #[serde(default)]
+    pub complete_time: Option<Finite>,
+    #[serde(default)]
+    pub queue_wait_time_ms: Option<Finite>,
+    #[serde(default)]
+    pub processing_time_ms: Option<Finite>,
+    /// Processing time in seconds, as Solstice's factory sends it.
+    #[serde(default)]
+    pub processing_time: Option<Finite>,
     pub input_records: u64,
     pub output_records: u64,
-    pub input_bytes: u64,
-    pub output_bytes: u64,
-    #[serde(borrow)]
-    pub payload_store_key: Cow<'a, str>,
+    #[serde(default)]
+    pub input_bytes: Option<u64>,
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    #[serde(default, borrow)]
+    pub payload_store_key: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub payload_storage_path: Option<Cow<'a, str>>,
+}
+
+impl SplitProcessed<'_> {
+    /// The processing time in milliseconds: `processing_time_ms` when sent
+    /// (exact: the richer producers compute it from their own timestamps),
+    /// else `processing_time` (seconds) times 1000, else `None`.
+    pub fn processing_ms(&self) -> Option<f64> {
+        self.processing_time_ms
+            .map(|ms| ms.0)
+            .or_else(|| self.processing_time.map(|s| s.0 * 1000.0))
+    }
 }
 
 /// The typed payload, one variant per message type.
@@ -343,6 +393,9 @@ impl<'de> DeserializeSeed<'de> for PayloadSeed {
 }
 
 /// Either a typed payload, or one buffered because it came before `message_type`.
+// Lives on the stack for one record and is moved once into the message:
+// boxing the typed payload would cost an allocation per record instead.
+#[allow(clippy::large_enum_variant)]
 enum PendingPayload<'de> {
     Typed(Payload<'de>),
     Buffered(serde_json::Value),
@@ -436,5 +489,114 @@ impl<'de> Deserialize<'de> for Str<'de> {
             }
         }
         d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Message;
+
+    /// Whether a `kind` message with `payload` decodes; the error if not.
+    fn decodes(kind: &str, payload: &str) -> Result<(), String> {
+        let text = format!(
+            r#"{{"message_type": "{kind}", "job_id": "j", "source_id": "x", "timestamp": 1.5, "payload": {payload}, "sequence": 1}}"#
+        );
+        serde_json::from_str::<Message>(&text)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn descriptive_fields_may_be_absent_or_null_required_ones_may_not() {
+        let ok = [
+            ("job_started", r#"{"stages": [{"stage_id": "s"}]}"#),
+            (
+                "job_started",
+                r#"{"dag_edges": null, "stages": [{"stage_id": "s", "operator_type": null}], "config": null}"#,
+            ),
+            ("job_completed", "{}"),
+            ("job_failed", r#"{"status": null, "duration_ms": null}"#),
+            ("stage_started", "{}"),
+            (
+                "stage_started",
+                r#"{"operator_type": null, "max_parallelism": null}"#,
+            ),
+            ("stage_completed", r#"{"anything": [1]}"#),
+            ("worker_started", r#"{"stage_id": "s"}"#),
+            (
+                "worker_started",
+                r#"{"stage_id": "s", "assigned_partitions": null}"#,
+            ),
+            (
+                "worker_stopped",
+                r#"{"stage_id": "s", "processed_count": 0, "error_count": 0}"#,
+            ),
+            (
+                "exception",
+                r#"{"stage_id": "s", "exception_type": "E", "message": "m", "stacktrace": null}"#,
+            ),
+            ("backpressure", r#"{"active": true}"#),
+            (
+                "split_processed",
+                r#"{"stage_id": "s", "split_id": "a", "parent_split_ids": [], "input_records": 0, "output_records": 0, "unknown": {"x": 1}}"#,
+            ),
+        ];
+        for (kind, payload) in ok {
+            assert_eq!(decodes(kind, payload), Ok(()), "{kind} {payload}");
+        }
+        let bad = [
+            ("job_started", r#"{"stages": [{}]}"#, "stage_id"),
+            (
+                "job_started",
+                r#"{"stages": [{"stage_id": "s", "min_parallelism": "1"}]}"#,
+                "invalid type",
+            ),
+            ("job_completed", r#"{"status": 1}"#, "invalid type"),
+            (
+                "stage_started",
+                r#"{"min_parallelism": -1}"#,
+                "invalid value",
+            ),
+            (
+                "worker_started",
+                r#"{"assigned_partitions": [0]}"#,
+                "stage_id",
+            ),
+            (
+                "worker_stopped",
+                r#"{"stage_id": "s", "error_count": 0}"#,
+                "processed_count",
+            ),
+            (
+                "worker_stopped",
+                r#"{"stage_id": "s", "processed_count": 0, "error_count": 0, "reason": 5}"#,
+                "invalid type",
+            ),
+            (
+                "exception",
+                r#"{"stage_id": "s", "exception_type": "E"}"#,
+                "message",
+            ),
+            ("backpressure", r#"{"queue_lag": 1}"#, "active"),
+            (
+                "backpressure",
+                r#"{"active": true, "slow_down_factor": "x"}"#,
+                "invalid type",
+            ),
+            (
+                "split_processed",
+                r#"{"stage_id": "s", "parent_split_ids": [], "input_records": 0, "output_records": 0}"#,
+                "missing field `split_id`",
+            ),
+            (
+                "split_processed",
+                r#"{"stage_id": "s", "split_id": "a", "parent_split_ids": [], "input_records": 0, "output_records": 0, "partition_id": 1.5}"#,
+                "invalid type",
+            ),
+        ];
+        for (kind, payload, why) in bad {
+            let err = decodes(kind, payload).expect_err(payload);
+            assert!(err.contains(why), "{kind} {payload}: {err}");
+        }
     }
 }

@@ -175,7 +175,7 @@ impl Projection for ExceptionGroupView {
         if g.first_seen.is_none_or(|f| ts < f) {
             g.first_seen = Some(ts);
             g.sample_message = p.message.clone();
-            g.sample_stacktrace = p.stacktrace.clone();
+            g.sample_stacktrace = p.stacktrace.clone().unwrap_or_default();
         }
         g.last_seen = Some(g.last_seen.map_or(ts, |l| l.max(ts)));
         g.count += 1;

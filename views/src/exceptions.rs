@@ -18,7 +18,8 @@ pub struct ExceptionRow {
     pub worker_id: Option<String>,
     pub exception_type: String,
     pub message: String,
-    pub stacktrace: String,
+    /// Null when the producer sent none.
+    pub stacktrace: Option<String>,
     pub split_id: Option<String>,
 }
 
@@ -113,7 +114,7 @@ mod tests {
                 worker_id: Some("w1".into()),
                 exception_type: "ValueError".into(),
                 message: "bad row 7".into(),
-                stacktrace: "Traceback: bad row 7".into(),
+                stacktrace: Some("Traceback: bad row 7".into()),
                 split_id: Some("sp9".into()),
             }
         );

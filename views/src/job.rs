@@ -114,8 +114,10 @@ impl Projection for JobView {
             row.status = RUNNING.to_owned();
         }
         let (msg, missing_delta) = match input.record {
-            Record::Dead(_) => {
+            Record::Dead { missing_delta, .. } => {
                 row.dead_letter_count += 1;
+                // Its sequence arrived: it may fill a gap, or open one below it.
+                row.missing_count = row.missing_count.saturating_add_signed(missing_delta);
                 return;
             }
             Record::Duplicate(_) => {
@@ -139,8 +141,8 @@ impl Projection for JobView {
             Payload::JobStarted(p) => {
                 row.started_seen = true;
                 row.start_time = Some(ts);
-                row.dag_edges = p.dag_edges.clone();
-                row.config = p.config.clone();
+                row.dag_edges = p.dag_edges.clone().unwrap_or_default();
+                row.config = p.config.clone().unwrap_or_default();
                 row.stages = p.stages.clone();
             }
             Payload::JobCompleted(p) | Payload::JobFailed(p) => {
@@ -150,7 +152,7 @@ impl Projection for JobView {
                     FAILED
                 }
                 .to_owned();
-                row.final_status = Some(p.status.clone());
+                row.final_status.clone_from(&p.status);
                 row.end_time = Some(ts);
                 row.reported_duration_ms = p.duration_ms.map(|d| d.0);
             }

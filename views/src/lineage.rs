@@ -158,18 +158,21 @@ pub struct SplitRow {
     pub offset: u64,
     pub stage_id: String,
     pub worker_id: String,
-    pub partition_id: i64,
+    /// The descriptive fields below are `None` (served as null) when the
+    /// producer did not send them (Solstice's own factory sends none).
+    pub partition_id: Option<i64>,
     pub timestamp: f64,
-    pub enqueue_time: f64,
-    pub dequeue_time: f64,
-    pub complete_time: f64,
-    pub queue_wait_time_ms: f64,
-    pub processing_time_ms: f64,
+    pub enqueue_time: Option<f64>,
+    pub dequeue_time: Option<f64>,
+    pub complete_time: Option<f64>,
+    pub queue_wait_time_ms: Option<f64>,
+    /// `processing_time_ms` as sent, else `processing_time` (seconds) × 1000.
+    pub processing_time_ms: Option<f64>,
     pub input_records: u64,
     pub output_records: u64,
-    pub input_bytes: u64,
-    pub output_bytes: u64,
-    pub payload_store_key: String,
+    pub input_bytes: Option<u64>,
+    pub output_bytes: Option<u64>,
+    pub payload_store_key: Option<String>,
     pub payload_storage_path: Option<String>,
     pub parents: Vec<String>,
     pub children: BTreeSet<String>,
@@ -190,16 +193,16 @@ impl SplitRow {
             worker_id: msg.source_id.to_string(),
             partition_id: p.partition_id,
             timestamp: msg.timestamp,
-            enqueue_time: p.enqueue_time.0,
-            dequeue_time: p.dequeue_time.0,
-            complete_time: p.complete_time.0,
-            queue_wait_time_ms: p.queue_wait_time_ms.0,
-            processing_time_ms: p.processing_time_ms.0,
+            enqueue_time: p.enqueue_time.map(|t| t.0),
+            dequeue_time: p.dequeue_time.map(|t| t.0),
+            complete_time: p.complete_time.map(|t| t.0),
+            queue_wait_time_ms: p.queue_wait_time_ms.map(|t| t.0),
+            processing_time_ms: p.processing_ms(),
             input_records: p.input_records,
             output_records: p.output_records,
             input_bytes: p.input_bytes,
             output_bytes: p.output_bytes,
-            payload_store_key: p.payload_store_key.to_string(),
+            payload_store_key: p.payload_store_key.as_deref().map(str::to_owned),
             payload_storage_path: p.payload_storage_path.as_deref().map(str::to_owned),
             parents: parents(p).into_iter().map(str::to_owned).collect(),
             children: BTreeSet::new(),
@@ -328,13 +331,16 @@ mod tests {
         assert_eq!(a.split_id, "a");
         assert_eq!(a.offset, 1);
         assert_eq!((a.stage_id.as_str(), a.worker_id.as_str()), ("s1", "w1"));
-        assert_eq!(a.partition_id, 3);
+        assert_eq!(a.partition_id, Some(3));
         assert_eq!(a.timestamp, 10.0);
         assert_eq!(
             (a.enqueue_time, a.dequeue_time, a.complete_time),
-            (9.5, 9.75, 10.0)
+            (Some(9.5), Some(9.75), Some(10.0))
         );
-        assert_eq!((a.queue_wait_time_ms, a.processing_time_ms), (250.0, 250.0));
+        assert_eq!(
+            (a.queue_wait_time_ms, a.processing_time_ms),
+            (Some(250.0), Some(250.0))
+        );
         assert_eq!(
             (
                 a.input_records,
@@ -342,13 +348,45 @@ mod tests {
                 a.input_bytes,
                 a.output_bytes
             ),
-            (10, 8, 1000, 800)
+            (10, 8, Some(1000), Some(800))
         );
-        assert_eq!(a.payload_store_key, "payload/a");
+        assert_eq!(a.payload_store_key.as_deref(), Some("payload/a"));
         assert_eq!(a.payload_storage_path, None);
         assert!(a.parents.is_empty());
         assert!(a.children.is_empty());
         assert_eq!(lineage(&g, &evs, "b"), None);
+    }
+
+    #[test]
+    fn a_split_as_solstice_sends_it_shows_its_descriptive_fields_as_none() {
+        let evs = [solstice_split("w1", "s1", "a", &[], 10.0, 1, 0.25)];
+        let g = given(&evs);
+        assert_eq!(g.outcomes(), &[crate::projector::Outcome::Applied]);
+        let a = lineage(&g, &evs, "a").unwrap();
+        assert!(a.processed);
+        assert_eq!((a.stage_id.as_str(), a.worker_id.as_str()), ("s1", "w1"));
+        assert_eq!((a.input_records, a.output_records), (10, 8));
+        // `processing_time` is in seconds.
+        assert_eq!(a.processing_time_ms, Some(250.0));
+        assert_eq!(a.partition_id, None);
+        assert_eq!(
+            (a.enqueue_time, a.dequeue_time, a.complete_time),
+            (None, None, None)
+        );
+        assert_eq!(a.queue_wait_time_ms, None);
+        assert_eq!((a.input_bytes, a.output_bytes), (None, None));
+        assert_eq!((a.payload_store_key, a.payload_storage_path), (None, None));
+    }
+
+    #[test]
+    fn processing_time_ms_wins_over_processing_time_when_both_are_sent() {
+        let mut both = solstice_split("w1", "s1", "a", &[], 10.0, 1, 9.0);
+        if let Ev::Msg(v) = &mut both {
+            v["payload"]["processing_time_ms"] = serde_json::json!(125.5);
+        }
+        let evs = [both];
+        let a = lineage(&given(&evs), &evs, "a").unwrap();
+        assert_eq!(a.processing_time_ms, Some(125.5));
     }
 
     #[test]

@@ -209,8 +209,10 @@ impl Projection for MetricsView {
                 }
             }
             Payload::Backpressure(p) => {
-                if newer(win.queue_lag.map(|q| q.0)) {
-                    win.queue_lag = Some((ts, p.queue_lag));
+                if let Some(lag) = p.queue_lag {
+                    if newer(win.queue_lag.map(|q| q.0)) {
+                        win.queue_lag = Some((ts, lag));
+                    }
                 }
                 if newer(win.backpressure.map(|b| b.0)) {
                     win.backpressure = Some((ts, p.active));

@@ -83,7 +83,7 @@ pub fn entries_ahead(entries: &[Entry], i: usize) {
 pub fn inputs_ahead(inputs: &[Input], i: usize) {
     ahead(inputs, i, |input| match input.record {
         Record::Applied { msg, .. } | Record::Duplicate(msg) => Some(msg),
-        Record::Dead(_) => None,
+        Record::Dead { .. } => None,
     });
 }
 
@@ -101,6 +101,7 @@ mod tests {
             preview: String::new(),
             partition: 0,
             offset: 0,
+            envelope: None,
         };
         let entries = [Entry::Valid(&msg), Entry::Dead(&dead)];
         let inputs: Vec<Input> = (0..3u64)

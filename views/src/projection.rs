@@ -8,7 +8,21 @@ use std::fmt::Write as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::event::Message;
+use crate::event::{Kind, Message};
+
+/// What could be read of a rejected record's envelope: it says which
+/// producer sent it and with which sequence number. The record did arrive,
+/// so the sequence tracker counts that sequence as seen (a dead letter,
+/// not a lost message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub source_id: String,
+    /// `None` for a `message_type` Sundial does not know.
+    pub kind: Option<Kind>,
+    pub sequence: u64,
+    /// Event time, seconds since the epoch (finite).
+    pub timestamp: f64,
+}
 
 /// A record the codec could not accept, with the reason users will read.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +35,10 @@ pub struct DeadLetter {
     pub partition: i32,
     /// Source offset within the partition (line or record index for a file).
     pub offset: i64,
+    /// Its envelope when that decoded (this job's `job_id`, a string
+    /// `source_id` and `message_type`, an integer `sequence`, a finite
+    /// `timestamp`) although the record was rejected.
+    pub envelope: Option<Envelope>,
 }
 
 /// One log record before judgement.
@@ -43,8 +61,12 @@ pub enum Record<'m, 'a> {
     },
     /// A valid message already applied once (a producer retry).
     Duplicate(&'m Message<'a>),
-    /// A record that did not decode or validate.
-    Dead(&'m DeadLetter),
+    /// A record that did not decode or validate; `missing_delta` as for
+    /// an applied message (its readable envelope's sequence arrived).
+    Dead {
+        dead: &'m DeadLetter,
+        missing_delta: i64,
+    },
 }
 
 /// One log record as a projection sees it.
@@ -103,7 +125,7 @@ impl Interest {
     pub fn bit(input: &Input) -> u16 {
         match input.record {
             Record::Applied { msg, .. } => 1 << msg.kind as u16,
-            Record::Dead(_) => Self::DEAD.0,
+            Record::Dead { .. } => Self::DEAD.0,
             Record::Duplicate(_) => Self::DUPLICATE.0,
         }
     }
@@ -357,7 +379,10 @@ mod tests {
             if let Ev::Dead(d) = e {
                 inputs.push(Input {
                     seq: 1,
-                    record: Record::Dead(d),
+                    record: Record::Dead {
+                        dead: d,
+                        missing_delta: 0,
+                    },
                 });
             }
         }

@@ -85,7 +85,10 @@ impl Projector {
                     msg,
                     missing_delta: 0,
                 },
-                Entry::Dead(d) => Record::Dead(d),
+                Entry::Dead(d) => Record::Dead {
+                    dead: d,
+                    missing_delta: 0,
+                },
             },
         }
     }
@@ -290,13 +293,32 @@ fn judge<'m, 'a>(
     entry: Entry<'m, 'a>,
 ) -> (Input<'m, 'a>, Outcome) {
     match entry {
-        Entry::Dead(d) => (
-            Input {
-                seq,
-                record: Record::Dead(d),
-            },
-            Outcome::Dead,
-        ),
+        Entry::Dead(d) => {
+            // A readable envelope's sequence counts as arrived; a retry of
+            // the same rejected record changes nothing more.
+            let missing_delta = match &d.envelope {
+                Some(env) => {
+                    let probe = Projector::probe(seq, entry);
+                    match sequences
+                        .with_rows(&probe, |_, _, rows| Sequences::judge_envelope(env, rows))
+                    {
+                        Some(Verdict::Fresh { missing_delta }) => missing_delta,
+                        _ => 0,
+                    }
+                }
+                None => 0,
+            };
+            (
+                Input {
+                    seq,
+                    record: Record::Dead {
+                        dead: d,
+                        missing_delta,
+                    },
+                },
+                Outcome::Dead,
+            )
+        }
         Entry::Valid(msg) => {
             let probe = Projector::probe(seq, entry);
             let verdict = sequences

@@ -5,7 +5,11 @@
 //! are counted apart from the old run's.
 
 use crate::event::Message;
-use crate::projection::{Input, Keys, Projection};
+use crate::projection::{Envelope, Input, Keys, Projection};
+
+/// The fingerprint kind of a dead letter whose `message_type` is unknown
+/// (known kinds are their `Kind` discriminant, all below it).
+const UNKNOWN_KIND: u8 = u8::MAX;
 
 /// Sequence numbers per chunk row: small rows keep per-batch rewrites cheap.
 const CHUNK: u64 = 64;
@@ -28,14 +32,25 @@ pub struct Sequences;
 impl Sequences {
     /// Judges `msg` against the rows of its keys (`[runs, chunk]`).
     pub fn judge(msg: &Message, rows: &mut [&mut SequenceRow]) -> Verdict {
-        let Some(seq) = msg.sequence else {
-            return Verdict::Fresh { missing_delta: 0 };
-        };
+        match msg.sequence {
+            Some(seq) => Self::judge_parts(msg.kind as u8, seq, msg.timestamp, rows),
+            None => Verdict::Fresh { missing_delta: 0 },
+        }
+    }
+
+    /// Judges the readable envelope of a dead letter like a message: its
+    /// sequence arrived. A type Sundial does not know gets a fingerprint
+    /// kind of its own, so it is never taken for a known message's retry.
+    pub fn judge_envelope(env: &Envelope, rows: &mut [&mut SequenceRow]) -> Verdict {
+        let kind = env.kind.map_or(UNKNOWN_KIND, |k| k as u8);
+        Self::judge_parts(kind, env.sequence, env.timestamp, rows)
+    }
+
+    fn judge_parts(kind: u8, seq: u64, ts: f64, rows: &mut [&mut SequenceRow]) -> Verdict {
         let [src, chunk] = rows else {
             return Verdict::Fresh { missing_delta: 0 };
         };
-        let ts_bits = msg.timestamp.to_bits();
-        let kind = msg.kind as u8;
+        let ts_bits = ts.to_bits();
         // This sequence's fingerprints: `seen[start..end]` (usually empty,
         // at the end: sequences mostly arrive in order).
         let (start, end) = match chunk.seen.last() {
@@ -56,7 +71,6 @@ impl Sequences {
         if src.runs.is_empty() {
             src.runs.push(Run::default());
         }
-        let ts = msg.timestamp;
         let current = src.runs.len() - 1;
         // A message older than the start of the current run, whose sequence
         // the run it falls in by time has not seen, is a late arrival of
@@ -109,20 +123,33 @@ impl Projection for Sequences {
     type Row = SequenceRow;
 
     fn keys(&self, input: &Input, keys: &mut Keys) {
-        let msg = match input.record {
-            crate::Record::Applied { msg, .. } | crate::Record::Duplicate(msg) => msg,
-            crate::Record::Dead(_) => return,
+        let (source, seq) = match input.record {
+            crate::Record::Applied { msg, .. } | crate::Record::Duplicate(msg) => {
+                (msg.source_id.as_ref(), msg.sequence)
+            }
+            crate::Record::Dead { dead, .. } => match &dead.envelope {
+                Some(env) => (env.source_id.as_str(), Some(env.sequence)),
+                None => return,
+            },
         };
-        if let Some(seq) = msg.sequence {
-            keys.push_parts(&["r\u{1f}", &msg.source_id]);
+        if let Some(seq) = seq {
+            keys.push_parts(&["r\u{1f}", source]);
             let chunk = crate::projection::hex16(seq / CHUNK);
-            keys.push_parts(&["c\u{1f}", &msg.source_id, "\u{1f}", chunk.as_str()]);
+            keys.push_parts(&["c\u{1f}", source, "\u{1f}", chunk.as_str()]);
         }
     }
 
     fn apply(&self, input: &Input, rows: &mut [&mut SequenceRow]) {
-        if let Some(msg) = input.applied() {
-            Sequences::judge(msg, rows);
+        match input.record {
+            crate::Record::Applied { msg, .. } => {
+                Sequences::judge(msg, rows);
+            }
+            crate::Record::Dead { dead, .. } => {
+                if let Some(env) = &dead.envelope {
+                    Sequences::judge_envelope(env, rows);
+                }
+            }
+            crate::Record::Duplicate(_) => {}
         }
     }
 
@@ -313,6 +340,48 @@ mod tests {
         let g = g.then(&[worker_metrics("w1", "s1", 4.0, 4, 4, 4)]);
         assert_eq!(g.job().missing_count, 0);
         assert_eq!(g.job().duplicate_count, 1);
+    }
+
+    #[test]
+    fn a_dead_letter_with_a_readable_envelope_arrived_and_is_not_missing() {
+        use crate::projector::Outcome::Dead;
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 1, 1),
+            dead_with_envelope(
+                "json: missing field `split_id`",
+                "split_processed",
+                "w1",
+                2.0,
+                2,
+            ),
+            worker_metrics("w1", "s1", 3.0, 3, 3, 3),
+        ]);
+        assert_eq!(g.outcomes(), &[Applied, Dead, Applied]);
+        assert_eq!(g.job().dead_letter_count, 1);
+        assert_eq!(g.job().missing_count, 0);
+        // Ahead of the others, it opens a gap below it like any message...
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 1, 1),
+            dead_with_envelope("bad", "split_processed", "w1", 4.0, 4),
+        ]);
+        assert_eq!(g.job().missing_count, 2);
+        // ...that later arrivals fill; an unknown type arrived too.
+        let g = g.then(&[
+            worker_metrics("w1", "s1", 2.0, 2, 2, 2),
+            dead_with_envelope("unknown message_type", "worker_paused", "w1", 3.0, 3),
+        ]);
+        assert_eq!(g.job().missing_count, 0);
+        // A retry of the rejected record is one more dead letter, no change.
+        let g = g.then(&[dead_with_envelope("bad", "split_processed", "w1", 4.0, 4)]);
+        assert_eq!((g.job().dead_letter_count, g.job().missing_count), (3, 0));
+        assert_eq!(g.job().duplicate_count, 0);
+        // Without a readable envelope the sequence stays unknown.
+        let g = given(&[
+            worker_metrics("w1", "s1", 1.0, 1, 1, 1),
+            dead("json: expected value at line 1 column 1"),
+            worker_metrics("w1", "s1", 3.0, 3, 3, 3),
+        ]);
+        assert_eq!(g.job().missing_count, 1);
     }
 
     #[test]

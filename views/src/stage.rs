@@ -276,10 +276,12 @@ impl Projection for StageView {
                     continue;
                 };
                 row.declared = true;
-                row.operator_type
-                    .get_or_insert_with(|| decl.operator_type.clone());
-                row.min_parallelism.get_or_insert(decl.min_parallelism);
-                row.max_parallelism.get_or_insert(decl.max_parallelism);
+                // A `stage_started` already seen wins over the declaration.
+                if row.operator_type.is_none() {
+                    row.operator_type.clone_from(&decl.operator_type);
+                }
+                row.min_parallelism = row.min_parallelism.or(decl.min_parallelism);
+                row.max_parallelism = row.max_parallelism.or(decl.max_parallelism);
             }
             return;
         }
@@ -290,9 +292,12 @@ impl Projection for StageView {
         match &msg.payload {
             Payload::StageStarted(p) => {
                 row.mark_running(ts);
-                row.operator_type = Some(p.operator_type.clone());
-                row.min_parallelism = Some(p.min_parallelism);
-                row.max_parallelism = Some(p.max_parallelism);
+                // Absent descriptive fields keep what the declaration said.
+                if p.operator_type.is_some() {
+                    row.operator_type.clone_from(&p.operator_type);
+                }
+                row.min_parallelism = p.min_parallelism.or(row.min_parallelism);
+                row.max_parallelism = p.max_parallelism.or(row.max_parallelism);
             }
             Payload::StageCompleted => {
                 row.status = COMPLETED.to_owned();
@@ -330,9 +335,9 @@ impl Projection for StageView {
             Payload::Backpressure(p) => {
                 row.pressure(
                     ts,
-                    Some(p.queue_lag),
+                    p.queue_lag,
                     Some(p.active),
-                    Some(p.slow_down_factor.0),
+                    p.slow_down_factor.map(|f| f.0),
                 );
             }
             Payload::WorkerStarted(_) => {
@@ -442,6 +447,39 @@ mod tests {
         assert_eq!(s.start_time, Some(2.0));
         assert_eq!(s.operator_type.as_deref(), Some("map"));
         assert_eq!((s.min_parallelism, s.max_parallelism), (Some(2), Some(8)));
+    }
+
+    #[test]
+    fn descriptive_fields_a_message_lacks_keep_what_another_said() {
+        // A declaration with only the id, then a `stage_started` with its
+        // type only: each field is the last one sent.
+        let decl = envelope(
+            "job_started",
+            JOB,
+            1.0,
+            1,
+            serde_json::json!({"stages": [{"stage_id": "s1"}]}),
+        );
+        let g = given(&[decl]);
+        let s = stage(&g, "s1");
+        assert!(s.declared);
+        assert_eq!(
+            (s.operator_type.as_deref(), s.min_parallelism),
+            (None, None)
+        );
+        let started = envelope(
+            "stage_started",
+            "s1",
+            2.0,
+            1,
+            serde_json::json!({"operator_type": "map", "min_parallelism": null}),
+        );
+        let g = g.then(&[started, job_started(3.0, 2, &["s1"])]);
+        let s = stage(&g, "s1");
+        assert_eq!(s.status, RUNNING);
+        // The later full declaration fills only what was still unknown.
+        assert_eq!(s.operator_type.as_deref(), Some("map"));
+        assert_eq!((s.min_parallelism, s.max_parallelism), (Some(1), Some(4)));
     }
 
     #[test]

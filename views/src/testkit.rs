@@ -77,6 +77,24 @@ pub fn dead(reason: &str) -> Ev {
         preview: "{not json".to_owned(),
         partition: 0,
         offset: 7,
+        envelope: None,
+    })
+}
+
+/// A dead letter with `reason` whose envelope was readable: `source` sent
+/// it with sequence `seq` at event time `ts` (payload rejected).
+pub fn dead_with_envelope(reason: &str, kind: &str, source: &str, ts: f64, seq: u64) -> Ev {
+    Ev::Dead(DeadLetter {
+        reason: reason.to_owned(),
+        preview: "{\"message_type\": ...".to_owned(),
+        partition: 0,
+        offset: 7,
+        envelope: Some(crate::projection::Envelope {
+            source_id: source.to_owned(),
+            kind: crate::Kind::parse(kind),
+            sequence: seq,
+            timestamp: ts,
+        }),
     })
 }
 
@@ -243,6 +261,29 @@ pub fn split(worker: &str, stage: &str, id: &str, parents: &[&str], ts: f64, seq
             "complete_time": ts, "queue_wait_time_ms": 250.0, "processing_time_ms": 250.0,
             "input_records": 10, "output_records": 8, "input_bytes": 1000, "output_bytes": 800,
             "payload_store_key": format!("payload/{id}"),
+        }),
+    )
+}
+
+/// A `split_processed` exactly as Solstice's `split_processed_message`
+/// factory writes it: ids, counts and `processing_time` in seconds only.
+pub fn solstice_split(
+    worker: &str,
+    stage: &str,
+    id: &str,
+    parents: &[&str],
+    ts: f64,
+    seq: u64,
+    processing_time: f64,
+) -> Ev {
+    envelope(
+        "split_processed",
+        worker,
+        ts,
+        seq,
+        json!({
+            "stage_id": stage, "split_id": id, "parent_split_ids": parents,
+            "input_records": 10, "output_records": 8, "processing_time": processing_time,
         }),
     )
 }

@@ -26,11 +26,14 @@ pub struct TimelineView;
 fn detail(payload: &Payload) -> Option<String> {
     Some(match payload {
         Payload::JobStarted(p) => format!("{} stages", p.stages.len()),
-        Payload::JobCompleted(p) | Payload::JobFailed(p) => p.status.clone(),
-        Payload::StageStarted(p) => p.operator_type.clone(),
+        Payload::JobCompleted(p) | Payload::JobFailed(p) => p.status.clone().unwrap_or_default(),
+        Payload::StageStarted(p) => p.operator_type.clone().unwrap_or_default(),
         Payload::StageCompleted => String::new(),
-        Payload::WorkerStarted(p) => format!("partitions {:?}", p.assigned_partitions),
-        Payload::WorkerStopped(p) => p.reason.clone(),
+        Payload::WorkerStarted(p) => format!(
+            "partitions {:?}",
+            p.assigned_partitions.as_deref().unwrap_or_default()
+        ),
+        Payload::WorkerStopped(p) => p.reason.clone().unwrap_or_default(),
         Payload::Exception(p) => format!("{}: {}", p.exception_type, p.message),
         Payload::Checkpoint(p) if p.status != CheckpointStatus::Triggered => {
             format!("checkpoint {} {:?}", p.checkpoint_id, p.status).to_lowercase()

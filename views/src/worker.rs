@@ -207,20 +207,24 @@ impl Projection for WorkerView {
             Payload::WorkerStarted(p) => {
                 row.start_time = Some(row.start_time.map_or(ts, |s| s.min(ts)));
                 if row.counts.ts.is_none() {
-                    row.assigned_partitions.clone_from(&p.assigned_partitions);
+                    let parts = p.assigned_partitions.as_deref().unwrap_or_default();
+                    row.assigned_partitions = parts.to_vec();
                 }
                 record(
                     entry,
                     msg,
                     input.seq,
-                    format!("partitions {:?}", p.assigned_partitions),
+                    format!(
+                        "partitions {:?}",
+                        p.assigned_partitions.as_deref().unwrap_or_default()
+                    ),
                 );
             }
             Payload::WorkerStopped(p) => {
                 row.status = STOPPED.to_owned();
                 row.end_time = Some(row.end_time.map_or(ts, |e| e.max(ts)));
                 row.error_count = p.error_count;
-                row.stop_reason = Some(p.reason.clone());
+                row.stop_reason.clone_from(&p.reason);
                 row.counts.offer_stop(ts, p);
                 record(
                     entry,
@@ -228,7 +232,9 @@ impl Projection for WorkerView {
                     input.seq,
                     format!(
                         "reason {}, processed {}, errors {}",
-                        p.reason, p.processed_count, p.error_count
+                        p.reason.as_deref().unwrap_or_default(),
+                        p.processed_count,
+                        p.error_count
                     ),
                 );
             }

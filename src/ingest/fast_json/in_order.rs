@@ -131,6 +131,9 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A `split_processed` in one of its two producer orders: Solstice's
+    /// factory (ids, counts, `processing_time` in seconds) or the richer
+    /// shape with partition, timings, sizes and payload keys.
     fn split_processed_in_order(&mut self) -> Option<SplitProcessed<'a>> {
         self.lit("{\"stage_id\": ")?;
         let stage_id = self.str()?;
@@ -138,10 +141,44 @@ impl<'a> Reader<'a> {
         let split_id = self.str()?;
         self.lit(", \"parent_split_ids\": ")?;
         let parent_split_ids = self.array(|r| r.str().map(Cow::Borrowed))?;
-        self.lit(", \"partition_id\": ")?;
-        let partition_id = self.i64()?;
-        let mut times = [super::Finite(0.0); 5];
-        for (t, key) in times.iter_mut().zip([
+        let mut p = SplitProcessed {
+            stage_id: Cow::Borrowed(stage_id),
+            split_id: Cow::Borrowed(split_id),
+            parent_split_ids,
+            partition_id: None,
+            enqueue_time: None,
+            dequeue_time: None,
+            complete_time: None,
+            queue_wait_time_ms: None,
+            processing_time_ms: None,
+            processing_time: None,
+            input_records: 0,
+            output_records: 0,
+            input_bytes: None,
+            output_bytes: None,
+            payload_store_key: None,
+            payload_storage_path: None,
+        };
+        if !self.next_is(", \"partition_id\": ") {
+            self.lit(", \"input_records\": ")?;
+            p.input_records = self.u64()?;
+            self.lit(", \"output_records\": ")?;
+            p.output_records = self.u64()?;
+            self.lit(", \"processing_time\": ")?;
+            p.processing_time = Some(self.f64()?);
+            self.lit("}")?;
+            return Some(p);
+        }
+        p.partition_id = Some(self.i64()?);
+        for (t, key) in [
+            &mut p.enqueue_time,
+            &mut p.dequeue_time,
+            &mut p.complete_time,
+            &mut p.queue_wait_time_ms,
+            &mut p.processing_time_ms,
+        ]
+        .into_iter()
+        .zip([
             ", \"enqueue_time\": ",
             ", \"dequeue_time\": ",
             ", \"complete_time\": ",
@@ -149,42 +186,22 @@ impl<'a> Reader<'a> {
             ", \"processing_time_ms\": ",
         ]) {
             self.lit(key)?;
-            *t = self.f64()?;
+            *t = Some(self.f64()?);
         }
-        let mut sizes = [0u64; 4];
-        for (s, key) in sizes.iter_mut().zip([
-            ", \"input_records\": ",
-            ", \"output_records\": ",
-            ", \"input_bytes\": ",
-            ", \"output_bytes\": ",
-        ]) {
-            self.lit(key)?;
-            *s = self.u64()?;
-        }
+        self.lit(", \"input_records\": ")?;
+        p.input_records = self.u64()?;
+        self.lit(", \"output_records\": ")?;
+        p.output_records = self.u64()?;
+        self.lit(", \"input_bytes\": ")?;
+        p.input_bytes = Some(self.u64()?);
+        self.lit(", \"output_bytes\": ")?;
+        p.output_bytes = Some(self.u64()?);
         self.lit(", \"payload_store_key\": ")?;
-        let key = self.str()?;
+        p.payload_store_key = Some(Cow::Borrowed(self.str()?));
         let path = self.optional(", \"payload_storage_path\": ", |r| r.opt(Self::str))?;
+        p.payload_storage_path = path.map(Cow::Borrowed);
         self.lit("}")?;
-        let [enqueue_time, dequeue_time, complete_time, queue_wait_time_ms, processing_time_ms] =
-            times;
-        let [input_records, output_records, input_bytes, output_bytes] = sizes;
-        Some(SplitProcessed {
-            stage_id: Cow::Borrowed(stage_id),
-            split_id: Cow::Borrowed(split_id),
-            parent_split_ids,
-            partition_id,
-            enqueue_time,
-            dequeue_time,
-            complete_time,
-            queue_wait_time_ms,
-            processing_time_ms,
-            input_records,
-            output_records,
-            input_bytes,
-            output_bytes,
-            payload_store_key: Cow::Borrowed(key),
-            payload_storage_path: path.map(Cow::Borrowed),
-        })
+        Some(p)
     }
 }
 
@@ -218,6 +235,31 @@ mod tests {
         }
         // The simulator writes what the producer writes: nearly all taken.
         assert!(taken * 10 > general * 9, "took {taken} of {general}");
+    }
+
+    #[test]
+    fn both_split_processed_shapes_of_solstice_are_taken_in_order() {
+        let minimal = r#"{"message_type": "split_processed", "job_id": "j", "source_id": "w", "timestamp": 1.5, "payload": {"stage_id": "s", "split_id": "b", "parent_split_ids": ["a"], "input_records": 10, "output_records": 8, "processing_time": 0.5}, "sequence": 2}"#;
+        let rich = r#"{"message_type": "split_processed", "job_id": "j", "source_id": "w", "timestamp": 1.5, "payload": {"stage_id": "s", "split_id": "b", "parent_split_ids": ["a"], "partition_id": 0, "enqueue_time": 1.0, "dequeue_time": 1.25, "complete_time": 1.5, "queue_wait_time_ms": 250.0, "processing_time_ms": 250.0, "input_records": 10, "output_records": 8, "input_bytes": 0, "output_bytes": 4096, "payload_store_key": "k", "payload_storage_path": null}, "sequence": 2}"#;
+        for text in [minimal, rich] {
+            let got = read(text, true);
+            assert!(got.is_some(), "{text}");
+            assert_eq!(got, read(text, false), "{text}");
+        }
+        // Any other mix: the payload is read the general way (within the
+        // envelope in order), alike.
+        for text in [
+            minimal.replace(", \"processing_time\": 0.5", ""),
+            minimal.replace("0.5}", "0.5, \"partition_id\": 3}"),
+            rich.replace("\"partition_id\": 0", "\"partition_id\": null"),
+        ] {
+            assert!(read(&text, false).is_some(), "{text}");
+            assert_eq!(read(&text, true), read(&text, false), "{text}");
+            assert_eq!(
+                super::super::decode(&text).map(|m| format!("{m:?}")),
+                read(&text, false)
+            );
+        }
     }
 
     #[test]

@@ -481,15 +481,16 @@ impl<'a> Reader<'a> {
 
     fn split_processed(&mut self) -> Option<SplitProcessed<'a>> {
         let (mut stage_id, mut split_id, mut parents, mut partition) = (None, None, None, None);
-        let mut times: [Option<Finite>; 5] = [None; 5];
+        let mut times: [Option<Finite>; 6] = [None; 6];
         let mut sizes: [Option<u64>; 4] = [None; 4];
         let (mut key, mut path) = (None, None);
-        const TIMES: [&str; 5] = [
+        const TIMES: [&str; 6] = [
             "enqueue_time",
             "dequeue_time",
             "complete_time",
             "queue_wait_time_ms",
             "processing_time_ms",
+            "processing_time",
         ];
         const SIZES: [&str; 4] = [
             "input_records",
@@ -512,11 +513,11 @@ impl<'a> Reader<'a> {
                     4
                 }
                 "partition_id" => {
-                    partition = Some(r.i64()?);
+                    partition = r.opt(Self::i64)?;
                     8
                 }
                 "payload_store_key" => {
-                    key = Some(r.str()?);
+                    key = r.opt(Self::str)?;
                     16
                 }
                 "payload_storage_path" => {
@@ -525,35 +526,43 @@ impl<'a> Reader<'a> {
                 }
                 _ => {
                     if let Some(i) = TIMES.iter().position(|t| *t == name) {
-                        times[i] = Some(r.f64()?);
+                        times[i] = r.opt(Self::f64)?;
                         64 << i
                     } else {
                         let i = SIZES.iter().position(|s| *s == name)?;
-                        sizes[i] = Some(r.u64()?);
-                        2048 << i
+                        // The record counts are required (null declines),
+                        // the byte sizes optional.
+                        sizes[i] = if i < 2 {
+                            Some(r.u64()?)
+                        } else {
+                            r.opt(Self::u64)?
+                        };
+                        4096 << i
                     }
                 }
             })
         })?;
-        // Everything but `payload_storage_path` (32) is required.
-        if seen | 32 != (1 << 15) - 1 {
+        // Required: the ids and the record counts; the rest may be absent.
+        const REQUIRED: u32 = 1 | 2 | 4 | 4096 | 8192;
+        if seen & REQUIRED != REQUIRED {
             return None;
         }
         Some(SplitProcessed {
             stage_id: Cow::Borrowed(stage_id?),
             split_id: Cow::Borrowed(split_id?),
             parent_split_ids: parents?,
-            partition_id: partition?,
-            enqueue_time: times[0]?,
-            dequeue_time: times[1]?,
-            complete_time: times[2]?,
-            queue_wait_time_ms: times[3]?,
-            processing_time_ms: times[4]?,
+            partition_id: partition,
+            enqueue_time: times[0],
+            dequeue_time: times[1],
+            complete_time: times[2],
+            queue_wait_time_ms: times[3],
+            processing_time_ms: times[4],
+            processing_time: times[5],
             input_records: sizes[0]?,
             output_records: sizes[1]?,
-            input_bytes: sizes[2]?,
-            output_bytes: sizes[3]?,
-            payload_store_key: Cow::Borrowed(key?),
+            input_bytes: sizes[2],
+            output_bytes: sizes[3],
+            payload_store_key: key.map(Cow::Borrowed),
             payload_storage_path: path.map(Cow::Borrowed),
         })
     }
@@ -588,11 +597,17 @@ mod tests {
             out.extend(simulate::simulate(&cfg).filter_map(|r| String::from_utf8(r).ok()));
         }
         let root = env!("CARGO_MANIFEST_DIR");
-        for f in ["autoscale-completed", "exception-storm-failed"] {
+        for f in [
+            "autoscale-completed",
+            "exception-storm-failed",
+            "solstice-defaults",
+            "solstice-full",
+        ] {
             let bytes = std::fs::read(format!("{root}/replay-fixtures/{f}/events.ndjson")).unwrap();
             out.extend(
                 bytes
                     .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
                     .filter_map(|l| String::from_utf8(l.to_vec()).ok()),
             );
         }
@@ -717,6 +732,73 @@ mod tests {
             let text = format!("{head}{{\"0\": {{\"rate\": {num}}}}}}}}}");
             assert!(decode(&text).is_some(), "{text}");
             assert!(agrees(&text), "differs on {num}");
+        }
+    }
+
+    #[test]
+    fn solstice_split_shapes_are_read_alike_and_optional_fields_may_be_absent_or_null() {
+        // Exactly what Solstice's `split_processed_message` sends.
+        let ok = r#"{"message_type": "split_processed", "job_id": "j", "source_id": "w", "timestamp": 1.5, "payload": {"stage_id": "s", "split_id": "a", "parent_split_ids": ["p"], "input_records": 1, "output_records": 2, "processing_time": 0.25}, "sequence": 1}"#;
+        let m = decode(ok).expect("the factory's shape is taken");
+        assert!(agrees(ok));
+        let Payload::SplitProcessed(p) = &m.payload else {
+            panic!("{m:?}")
+        };
+        assert_eq!((p.partition_id, p.processing_ms()), (None, Some(250.0)));
+        // (from, to, fast reader takes it, generic decoder accepts it)
+        for (from, to, fast, valid) in [
+            (
+                "\"processing_time\": 0.25",
+                "\"processing_time\": 0.25, \"processing_time_ms\": 7.5",
+                true,
+                true,
+            ),
+            (", \"processing_time\": 0.25", "", true, true),
+            (
+                "\"processing_time\": 0.25",
+                "\"processing_time\": null, \"partition_id\": null, \"enqueue_time\": null, \"input_bytes\": null, \"payload_store_key\": null, \"payload_storage_path\": null",
+                true,
+                true,
+            ),
+            (
+                "\"processing_time\": 0.25",
+                "\"partition_id\": 2, \"payload_store_key\": \"k\", \"output_bytes\": 9",
+                true,
+                true,
+            ),
+            // Unknown fields are ignored (by the generic decoder).
+            ("\"processing_time\": 0.25", "\"attempt\": {\"n\": 1}", false, true),
+            // A required field missing or null, or a wrong type: rejected.
+            ("\"split_id\": \"a\", ", "", false, false),
+            ("\"stage_id\": \"s\", ", "", false, false),
+            ("\"parent_split_ids\": [\"p\"], ", "", false, false),
+            ("\"input_records\": 1", "\"input_records\": null", false, false),
+            (", \"output_records\": 2", "", false, false),
+            ("0.25", "\"0.25\"", false, false),
+            (
+                "\"processing_time\": 0.25",
+                "\"partition_id\": \"3\"",
+                false,
+                false,
+            ),
+            (
+                "\"processing_time\": 0.25",
+                "\"input_bytes\": -1",
+                false,
+                false,
+            ),
+            (
+                "\"processing_time\": 0.25",
+                "\"payload_store_key\": 7",
+                false,
+                false,
+            ),
+        ] {
+            let text = ok.replace(from, to);
+            assert_ne!(text, ok);
+            assert_eq!(decode(&text).is_some(), fast, "{text}");
+            assert_eq!(generic(&text).is_some(), valid, "{text}");
+            assert!(agrees(&text), "differs on {text}");
         }
     }
 
