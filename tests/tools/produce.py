@@ -15,7 +15,14 @@ on stderr.
     python3 tests/tools/produce.py --brokers 127.0.0.1:9092 --topic T \
         --records FILE [--content-type application/msgpack|application/json] \
         [--linger-ms N] [--rate N_PER_S] [--partition P] [--acks 0|1|all] \
-        [--window N]
+        [--window N] [--per-source]
+
+With --per-source it sends as Solstice's own producers do: one producer per
+`source_id` (the runner, each stage master, each worker has its own
+`StateProducer`), each record awaited on its own (`send_and_wait`, as
+Solstice's `TansuQueueClient` produces), in file order. The values must be
+JSON state messages whose `sequence` counts from 1 per source, as
+`StateProducer` numbers them; anything else exits 1.
 
 (aiokafka's enable_idempotence does not work against Tansu 0.6: its
 InitProducerId request version lacks the producer id/epoch Tansu expects.)
@@ -23,6 +30,7 @@ InitProducerId request version lacks the producer id/epoch Tansu expects.)
 
 import argparse
 import asyncio
+import json
 import logging
 import struct
 import sys
@@ -69,6 +77,8 @@ async def produce(args):
     if args.content_type:
         headers = [("content-type", args.content_type.encode())]
 
+    if args.per_source:
+        return await produce_per_source(args, records, kwargs, headers)
     producer = AIOKafkaProducer(**kwargs)
     sent = 0
     try:
@@ -101,6 +111,37 @@ async def produce(args):
     return sent
 
 
+async def produce_per_source(args, records, kwargs, headers):
+    """One producer per source, one awaited send per record (see module doc)."""
+    producers = {}
+    counts = {}
+    sent = 0
+    try:
+        for i, (key, value) in enumerate(records):
+            msg = json.loads(value)
+            source = msg["source_id"]
+            n = counts.get(source, 0) + 1
+            if msg.get("sequence") != n:
+                raise ValueError(
+                    f"record {i}: source {source!r} sequence {msg.get('sequence')!r}, "
+                    f"its producer would number it {n}"
+                )
+            counts[source] = n
+            producer = producers.get(source)
+            if producer is None:
+                producer = AIOKafkaProducer(**kwargs)
+                producers[source] = producer
+                await producer.start()
+            await producer.send_and_wait(
+                args.topic, value=value, key=key, partition=args.partition, headers=headers
+            )
+            sent += 1
+    finally:
+        for producer in producers.values():
+            await producer.stop()
+    return sent
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--brokers", required=True, help="HOST:PORT[,HOST:PORT]")
@@ -120,6 +161,11 @@ def main():
         type=int,
         default=10000,
         help="await acknowledgements every N sends (default 10000)",
+    )
+    p.add_argument(
+        "--per-source",
+        action="store_true",
+        help="one producer per source_id, send_and_wait per record (see module doc)",
     )
     args = p.parse_args()
     if args.window < 1:
