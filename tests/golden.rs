@@ -311,3 +311,38 @@ async fn replay_is_byte_identical_twice_and_across_batch_sizes() {
         assert_eq!(a, c, "{d}: batch size changed the views");
     }
 }
+
+/// Contract §2 end to end: a `split_processed` without its `split_id`
+/// (from Solstice's factory shape, between two good ones of the same
+/// producer) is a dead letter with the reason, and its sequence arrived:
+/// nothing is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_without_a_required_field_is_a_dead_letter_not_a_lost_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let split = |seq: u64, id: Option<&str>| {
+        let id = id.map_or(String::new(), |i| format!("\"split_id\": \"{i}\", "));
+        format!(
+            r#"{{"message_type": "split_processed", "job_id": "fx_dead", "source_id": "w0", "timestamp": {seq}.5, "payload": {{"stage_id": "s", {id}"parent_split_ids": [], "input_records": 1, "output_records": 1, "processing_time": 0.5}}, "sequence": {seq}}}"#
+        )
+    };
+    let lines = [split(1, Some("a")), split(2, None), split(3, Some("c"))];
+    let input = tmp.path().join("in.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let storage = Storage::from_url(tmp.path().join("data").to_str().unwrap()).unwrap();
+    let (attempt, _) = replay_file(&storage, "fx_dead", None, input.to_str().unwrap(), 4096)
+        .await
+        .unwrap();
+    let reader = storage.open_reader("fx_dead", &attempt).await.unwrap();
+    let store = ViewStore::open(Handle::Reader(Arc::new(reader)), "fx_dead", &attempt)
+        .await
+        .unwrap();
+    let snap = api::snapshot(&store).await.unwrap();
+    let job = &snap["job"];
+    assert_eq!(job["dead_letter_count"], 1, "{job}");
+    assert_eq!(job["missing_count"], 0, "{job}");
+    assert_eq!(job["split_count"], 2, "{job}");
+    let dead = &snap["dead_letters"]["items"][0];
+    assert_eq!(dead["offset"], 2, "{dead}");
+    let reason = dead["reason"].as_str().unwrap();
+    assert!(reason.contains("missing field `split_id`"), "{reason}");
+}
