@@ -168,6 +168,26 @@ mod tests {
     }
 
     #[test]
+    fn solstice_factory_messages_decode_alike_as_json_and_msgpack() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        for (dir, job) in [
+            ("solstice-defaults", "fx_sol_defaults"),
+            ("solstice-full", "fx_sol_full"),
+        ] {
+            let text =
+                std::fs::read_to_string(format!("{root}/replay-fixtures/{dir}/events.ndjson"))
+                    .unwrap();
+            for line in text.lines() {
+                let json =
+                    decode(line.as_bytes(), None, job).unwrap_or_else(|e| panic!("{e}: {line}"));
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                let mp = rmp_serde::to_vec_named(&value).unwrap();
+                assert_eq!(decode(&mp, None, job).unwrap(), json, "{line}");
+            }
+        }
+    }
+
+    #[test]
     fn header_wins_over_content() {
         assert_eq!(
             detect(b"{", Some("application/msgpack")),
