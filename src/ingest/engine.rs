@@ -216,6 +216,11 @@ impl Engine {
         self.ingest_prepared(&p).await
     }
 
+    /// The job this engine projects.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
     /// The sequence the next record ingested gets (where a
     /// [`crate::ingest::prepared::Preparer`] feeding this engine starts).
     pub fn next_seq(&self) -> u64 {

@@ -13,16 +13,14 @@ use std::time::Instant;
 use slatedb::WriteBatch;
 
 use crate::error::{Error, Result};
-use crate::ingest::engine::{Engine, Totals};
-use crate::ingest::prepared::Preparer;
+use crate::ingest::engine::Engine;
 use crate::ingest::record::SourceRecord;
 use crate::replay::log::{to_source, LogReader, ReadAhead, SeqRange};
-use crate::replay::progress::Progress;
-use crate::replay::target::Summary;
+use crate::replay::target::{Summary, Target};
 use crate::store::event_log::{view_key, VIEW_PREFIX};
 use crate::store::lease::Lease;
 use crate::store::storage::Storage;
-use crate::store::view_store::{Handle, ViewStore};
+use crate::store::view_store::Handle;
 
 /// Row deletions per write.
 const DELETE_BATCH: usize = 10_000;
@@ -112,9 +110,7 @@ async fn rebuild_leased(
     let db = Arc::new(storage.open_bulk_writer(job, attempt).await?);
     let started = Instant::now();
     // Checked before anything is deleted.
-    let mut engine = Engine::rebuild(db.clone(), job, views)?;
-    engine.pipeline_writes();
-    engine.group_commits(crate::replay::target::GROUP);
+    let engine = Engine::rebuild(db.clone(), job, views)?;
     for v in views {
         let n = delete_view(&db, v).await?;
         tracing::info!(view = v, rows = n, "view dropped for rebuild");
@@ -127,36 +123,15 @@ async fn rebuild_leased(
             .map(|p| p.next_seq.saturating_sub(1)),
         None => None,
     };
-    let mut progress = Progress::new("rebuild", total, progress);
     let all = SeqRange::new(None, None)?;
     let mut log = ReadAhead::start(LogReader::open_once(&Handle::Writer(db.clone()), all).await?);
-    // Decoded ahead while the engine projects the batch before.
-    let mut prep = Preparer::start_single(job, engine.next_seq(), false)?;
+    // No log written: the records are the log's own.
+    let mut target = Target::start(storage, db, engine, attempt.to_owned(), false, started)?;
+    target.progress_as("rebuild", total, progress);
     while let Some((seg, _)) = log.next().await? {
         let batch: Vec<SourceRecord> = seg.into_iter().map(to_source).collect();
-        if let Some(p) = prep.push(batch, None).await? {
-            engine.ingest_prepared(&p).await?;
-            progress.update(engine.totals().records);
-        }
+        target.ingest(batch).await?;
     }
     drop(log);
-    while let Some(p) = prep.recv().await? {
-        engine.ingest_prepared(&p).await?;
-        progress.update(engine.totals().records);
-    }
-    engine.flush().await?;
-    // The rebuilt views' sealed summary (opening the attempt removed the old one).
-    let store = ViewStore::open(Handle::Writer(db.clone()), job, attempt).await?;
-    crate::query::summary::write(storage, &store, true).await?;
-    drop(store);
-    progress.finish();
-    let totals: Totals = engine.totals();
-    let first_dead_letter = engine.first_dead_letter().map(str::to_owned);
-    drop(engine);
-    db.close().await?;
-    Ok(Summary {
-        totals,
-        seconds: started.elapsed().as_secs_f64(),
-        first_dead_letter,
-    })
+    Ok(target.finish().await?.1)
 }

@@ -112,9 +112,12 @@ pub async fn replay_batches(
     target.finish().await
 }
 
-/// The attempt a replay writes: an engine over a new (or given) attempt,
-/// fed batch by batch by any source, with progress on stderr. Batches are
-/// decoded ahead on a thread of their own while the engine projects.
+/// The attempt a replay or a rebuild writes, and the one commit loop they
+/// share: an engine over the attempt, fed batch by batch by any source,
+/// its writes pipelined and its commits grouped ([`GROUP`]), batches
+/// decoded ahead on a thread of their own while the engine projects, then
+/// flushed, sealed with a summary and closed by [`Target::finish`];
+/// progress on stderr.
 pub struct Target {
     engine: Engine,
     prep: Preparer,
@@ -147,18 +150,33 @@ impl Target {
             created_ms: now_ms(),
             source: source.to_owned(),
         };
-        let mut engine = Engine::open(db.clone(), meta).await?;
+        let engine = Engine::open(db.clone(), meta).await?;
+        Target::start(storage, db, engine, attempt, true, Instant::now())
+    }
+
+    /// The target over `engine`, already open on `db` (attempt `attempt`
+    /// of the engine's job); its log written when `log`; the summary's
+    /// time counted from `started`.
+    pub(crate) fn start(
+        storage: &Storage,
+        db: Arc<slatedb::Db>,
+        mut engine: Engine,
+        attempt: String,
+        log: bool,
+        started: Instant,
+    ) -> Result<Target> {
         engine.pipeline_writes();
         engine.group_commits(GROUP);
-        let prep = Preparer::start_single(job, engine.next_seq(), true)?;
+        let job = engine.job_id().to_owned();
+        let prep = Preparer::start_single(&job, engine.next_seq(), log)?;
         Ok(Target {
             engine,
             prep,
             db,
             storage: storage.clone(),
-            job: job.to_owned(),
+            job,
             attempt,
-            started: Instant::now(),
+            started,
             progress: Progress::new("replay", None, false),
         })
     }
@@ -166,6 +184,11 @@ impl Target {
     /// Reports progress on stderr, towards `total` records when known.
     pub fn show_progress(&mut self, total: Option<u64>) {
         self.progress = Progress::new("replay", total, true);
+    }
+
+    /// Reports progress as `what` when `show`, towards `total` records.
+    pub(crate) fn progress_as(&mut self, what: &str, total: Option<u64>, show: bool) {
+        self.progress = Progress::new(what, total, show);
     }
 
     /// The total once known after the start (for the ETA).
