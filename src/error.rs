@@ -25,7 +25,7 @@ pub enum Error {
     #[error("storage: {0}")]
     Storage(#[from] slatedb::Error),
     #[error("object store: {0}")]
-    ObjectStore(#[from] slatedb::object_store::Error),
+    ObjectStore(#[from] object_store::Error),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("io: {0}")]

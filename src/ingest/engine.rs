@@ -24,7 +24,7 @@ use crate::store::event_log::{
 use crate::store::view_store::Handle;
 
 /// Rows kept in memory per view before the least recently used are dropped.
-pub const DEFAULT_CACHE_ROWS: usize = 200_000;
+const CACHE_ROWS: usize = 200_000;
 /// Row loads in flight at once when a batch needs rows from storage.
 const LOAD_CONCURRENCY: usize = 32;
 
@@ -45,7 +45,6 @@ pub struct Engine {
     projector: Projector,
     position: Position,
     totals: Totals,
-    cache_rows: usize,
     /// False when rebuilding views in place: no log segment, no position.
     write_log: bool,
     /// Take a view snapshot every this many log sequences (0 = never).
@@ -102,7 +101,6 @@ impl Engine {
             projector: Projector::new(fresh),
             position,
             totals: Totals::default(),
-            cache_rows: DEFAULT_CACHE_ROWS,
             write_log: true,
             snapshot_every: every,
             next_snapshot,
@@ -130,7 +128,6 @@ impl Engine {
                 ..Position::default()
             },
             totals: Totals::default(),
-            cache_rows: DEFAULT_CACHE_ROWS,
             write_log: false,
             snapshot_every: 0,
             next_snapshot: u64::MAX,
@@ -141,14 +138,6 @@ impl Engine {
             group: 1,
             open: (0, WriteBatch::new()),
         })
-    }
-
-    /// Takes a view snapshot every `every` log sequences (0 = never); see
-    /// `snapshots`.
-    pub fn set_snapshot_every(&mut self, every: u64) {
-        self.snapshot_every = every;
-        self.next_snapshot =
-            crate::store::snapshots::next_boundary(self.position.next_seq - 1, every);
     }
 
     /// Where the engine stands: next log sequence and source offsets.
@@ -196,11 +185,6 @@ impl Engine {
     /// snapshot falling due commits the batches before it at once.
     pub fn group_commits(&mut self, records: u64) {
         self.group = records.max(1);
-    }
-
-    /// Bounds the per-view row cache.
-    pub fn set_cache_rows(&mut self, rows: usize) {
-        self.cache_rows = rows.max(1_000);
     }
 
     /// Decodes, projects and commits one batch atomically, with the batches
@@ -294,7 +278,7 @@ impl Engine {
         if self.open.0 >= self.group || snapshot_due {
             self.commit().await?;
         }
-        self.projector.evict(self.cache_rows);
+        self.projector.evict(CACHE_ROWS);
         if snapshot_due {
             // After the batch's write: the snapshot holds exactly the views
             // as of `last`, a batch boundary. It is stored while the next

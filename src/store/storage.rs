@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use object_store::path::Path;
+use object_store::{memory::InMemory, ObjectStore, ObjectStoreExt};
 use slatedb::config::DbReaderOptions;
 use slatedb::db_cache::moka::{MokaCache, MokaCacheOptions};
 use slatedb::db_cache::{DbCache, SplitCache};
-use slatedb::object_store::path::Path;
-use slatedb::object_store::{memory::InMemory, ObjectStore, ObjectStoreExt};
 use slatedb::{Db, DbReader, DbReaderMode, Settings};
 
 use crate::error::{Error, Result};
@@ -131,7 +131,7 @@ impl Storage {
                 if bucket.is_empty() {
                     return Err(Error::invalid("storage url", format!("{url}: no bucket")));
                 }
-                let s3 = slatedb::object_store::aws::AmazonS3Builder::from_env()
+                let s3 = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .build()
                     .map_err(|e| Error::invalid("storage url", format!("{url}: {e}")))?;
@@ -149,7 +149,7 @@ impl Storage {
                         format!("{url}: cannot create directory: {e}"),
                     )
                 })?;
-                let fs = slatedb::object_store::local::LocalFileSystem::new_with_prefix(path)
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(path)
                     .map_err(|e| Error::invalid("storage url", format!("{url}: {e}")))?;
                 (Arc::new(fs), String::new())
             };
@@ -173,7 +173,7 @@ impl Storage {
 
     /// An object-store error as a one-line error that says what to do: a
     /// missing bucket or an unreachable endpoint names the bucket and URL.
-    fn store_error(&self, e: slatedb::object_store::Error) -> Error {
+    fn store_error(&self, e: object_store::Error) -> Error {
         let text = e.to_string().replace(['\n', '\r'], " ");
         let Some(bucket) = self.bucket() else {
             return e.into();
@@ -190,7 +190,7 @@ impl Storage {
                     self.url
                 ),
             )
-        } else if matches!(e, slatedb::object_store::Error::Generic { .. }) {
+        } else if matches!(e, object_store::Error::Generic { .. }) {
             Error::Unavailable(format!(
                 "{}: bucket {bucket:?} at {endpoint} failed: {text}; check AWS_ENDPOINT_URL, \
                  AWS_REGION and the AWS_* credentials",
@@ -403,7 +403,7 @@ impl Storage {
         let path = self.db_path(job, attempt).join(name);
         match self.store.get(&path).await {
             Ok(r) => Ok(Some(r.bytes().await?.to_vec())),
-            Err(slatedb::object_store::Error::NotFound { .. }) => Ok(None),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -425,7 +425,7 @@ impl Storage {
     pub async fn delete_object(&self, job: &str, attempt: &str, name: &str) -> Result<()> {
         let path = self.db_path(job, attempt).join(name);
         match self.store.delete(&path).await {
-            Ok(()) | Err(slatedb::object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
