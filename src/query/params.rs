@@ -67,7 +67,7 @@ pub struct Page {
 }
 
 impl Page {
-    /// Reads `page` (from 1) and `page_size` (10–1000, default 100); an
+    /// Reads `page` (from 1) and `page_size` (1–1000, default 100); an
     /// empty value is the default, as for every query parameter.
     pub fn from_params(p: &Params) -> Result<Page, ApiError> {
         let page =
@@ -82,10 +82,10 @@ impl Page {
             Some(s) => s
                 .parse::<u64>()
                 .ok()
-                .filter(|v| (10..=1000).contains(v))
+                .filter(|v| (1..=1000).contains(v))
                 .ok_or_else(|| {
                     ApiError::bad(format!(
-                        "page_size={s:?}: use a whole number from 10 to 1000"
+                        "page_size={s:?}: use a whole number from 1 to 1000"
                     ))
                 })?,
         };
