@@ -49,6 +49,8 @@ pub struct ProjectOptions {
     pub new_attempt: bool,
     /// Serve the HTTP API here while running.
     pub http: Option<String>,
+    /// Base path, token and the other endpoint settings of that API.
+    pub endpoint: crate::serve::endpoint::Endpoint,
     pub batch_max: usize,
     pub linger: Duration,
     /// Exit this long after the job ended with nothing new (`None`: never).
@@ -153,7 +155,7 @@ async fn run_leased(
                 offsets: offset_rx,
             }),
         };
-        tokio::spawn(http::serve_listener(state, l, async {
+        tokio::spawn(http::serve_listener(state, o.endpoint.clone(), l, async {
             let _ = http_stopped.await;
         }))
     });

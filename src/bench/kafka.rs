@@ -119,6 +119,7 @@ fn start_daemon(
         attempt: Some("bench".into()),
         new_attempt: false,
         http: Some(addr.clone()),
+        endpoint: Default::default(),
         batch_max: DEFAULT_BATCH_MAX,
         linger: DEFAULT_LINGER,
         exit_after_end: None,

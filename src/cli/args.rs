@@ -87,6 +87,8 @@ pub struct ProjectArgs {
     /// Address of the live HTTP API (`none` to serve nothing).
     #[arg(long, default_value = "127.0.0.1:8080", env = "SUNDIAL_HTTP")]
     pub http: String,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// Records per atomic batch at most.
     #[arg(long, default_value_t = crate::project::DEFAULT_BATCH_MAX)]
     pub batch_max: usize,
@@ -192,6 +194,8 @@ pub struct ServeArgs {
     /// ~10 requests; match the projectors' `--flush-ms`).
     #[arg(long)]
     pub live_poll_ms: Option<u64>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
 }
 
 /// `sundial simulate`.
@@ -229,6 +233,8 @@ pub struct DemoArgs {
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// About how many records the simulated job sends.
     #[arg(long, default_value_t = 50_000)]
     pub events: usize,
@@ -239,4 +245,29 @@ pub struct DemoArgs {
     /// these bootstrap servers (host:port) and project it with the daemon.
     #[arg(long)]
     pub brokers: Option<String>,
+}
+
+/// How the HTTP endpoint meets the network (`serve`, `project --http`,
+/// `demo`): a path prefix, an access token, allowed `Host` names, CORS.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EndpointArgs {
+    /// Serve every route, the page and /metrics under this prefix (e.g.
+    /// /solstice), for a reverse proxy that keeps the prefix; /health also
+    /// answers at the root. A proxy that strips the prefix needs no flag.
+    #[arg(long, default_value = "", env = "SUNDIAL_BASE_PATH")]
+    pub base_path: String,
+    /// Require `Authorization: Bearer <token>` on the API and /metrics; the
+    /// file holds the token (at least 16 characters). Or set the token in
+    /// SUNDIAL_AUTH_TOKEN. /health and the page's shell stay open.
+    #[arg(long, env = "SUNDIAL_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<std::path::PathBuf>,
+    /// Host names (comma-separated) the server answers besides IP addresses
+    /// and localhost: other `Host` headers get a 403 (DNS rebinding). On
+    /// without a token; with one, only when this is given. `*`: any.
+    #[arg(long, value_delimiter = ',', env = "SUNDIAL_ALLOWED_HOSTS")]
+    pub allowed_hosts: Vec<String>,
+    /// Let a page on this origin (scheme://host[:port]) read the API
+    /// (CORS; repeatable). Off by default.
+    #[arg(long)]
+    pub cors_origin: Vec<String>,
 }

@@ -5,11 +5,12 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::args::{ProjectArgs, ReplayArgs, ServeArgs, SimulateArgs};
+use crate::cli::args::{EndpointArgs, ProjectArgs, ReplayArgs, ServeArgs, SimulateArgs};
 use crate::error::{Error, Result};
 use crate::ingest::source::kafka::KafkaConfig;
 use crate::project::ProjectOptions;
 use crate::serve::catalog::{Catalog, CatalogOptions};
+use crate::serve::endpoint::Endpoint;
 use crate::serve::http::{self, AppState};
 use crate::serve::prometheus::Metrics;
 use crate::shutdown::shutdown_signal;
@@ -58,6 +59,7 @@ pub async fn project(a: ProjectArgs) -> Result<()> {
         attempt: a.attempt,
         new_attempt: a.new_attempt,
         http: (a.http != "none").then_some(a.http),
+        endpoint: endpoint(&a.endpoint)?,
         batch_max: a.batch_max.max(1),
         linger: Duration::from_millis(a.linger_ms),
         exit_after_end: (a.exit_after_end_secs > 0.0)
@@ -71,8 +73,19 @@ pub async fn project(a: ProjectArgs) -> Result<()> {
     Ok(())
 }
 
+/// The endpoint settings of `serve`, `project --http` and `demo`.
+pub fn endpoint(a: &EndpointArgs) -> Result<Endpoint> {
+    Endpoint::new(
+        &a.base_path,
+        a.auth_token_file.as_deref(),
+        &a.allowed_hosts,
+        &a.cors_origin,
+    )
+}
+
 /// `sundial serve`.
 pub async fn serve(a: ServeArgs) -> Result<()> {
+    let endpoint = endpoint(&a.endpoint)?;
     let storage = Storage::from_url(&a.storage)?;
     // A missing bucket or bad endpoint: one clear line now, not 503s later.
     storage.check().await?;
@@ -90,7 +103,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         metrics: Arc::new(Metrics::default()),
         live: None,
     };
-    http::serve(state, &a.http, shutdown_signal()).await
+    http::serve(state, &endpoint, &a.http, shutdown_signal()).await
 }
 
 /// Frames one simulated record for a MessagePack stream: maps as MessagePack,

@@ -30,6 +30,8 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
     if let Some(brokers) = &a.brokers {
         return run(&a, brokers, job).await;
     }
+    // Bad endpoint flags fail before the data is built, not after.
+    let endpoint = commands::endpoint(&a.endpoint)?;
     let storage = Storage::from_url(&a.storage)?;
     let cfg = SimConfig::new(job, Scenario::Realistic, a.events);
     let mut records = simulate::simulate(&cfg).enumerate();
@@ -54,13 +56,14 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
     if a.no_serve {
         return Ok(());
     }
-    println!("demo: open http://{}/  (Ctrl-C to stop)", a.http);
+    println!("demo: open {}  (Ctrl-C to stop)", endpoint.url(&a.http));
     commands::serve(ServeArgs {
         storage: a.storage,
         http: a.http,
         max_open: crate::serve::catalog::DEFAULT_MAX_OPEN,
         idle_secs: crate::serve::catalog::DEFAULT_IDLE.as_secs(),
         live_poll_ms: None,
+        endpoint: a.endpoint,
     })
     .await
 }
@@ -146,8 +149,8 @@ pub async fn run(a: &DemoArgs, brokers: &str, job: &str) -> Result<()> {
     let serve = !a.no_serve;
     if serve {
         println!(
-            "demo: open http://{}/api/jobs/{job}  (Ctrl-C to stop)",
-            a.http
+            "demo: open {}  (Ctrl-C to stop)",
+            commands::endpoint(&a.endpoint)?.url(&a.http)
         );
     }
     let opts = ProjectOptions {
@@ -166,6 +169,7 @@ pub async fn run(a: &DemoArgs, brokers: &str, job: &str) -> Result<()> {
         // records already there continue the attempt fed from them.
         new_attempt: already == 0,
         http: serve.then(|| a.http.clone()),
+        endpoint: commands::endpoint(&a.endpoint)?,
         batch_max: DEFAULT_BATCH_MAX,
         linger: Duration::from_millis(5),
         exit_after_end: (!serve).then_some(QUIET_EXIT),

@@ -514,26 +514,30 @@ async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// Serves `router` on `addr` until `shutdown` resolves.
+/// Serves `router` behind `endpoint` on `addr` until `shutdown` resolves.
 pub async fn serve(
     state: AppState,
+    endpoint: &crate::serve::endpoint::Endpoint,
     addr: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::error::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| crate::error::Error::invalid("http address", format!("{addr}: {e}")))?;
-    serve_listener(state, listener, shutdown).await
+    serve_listener(state, endpoint.clone(), listener, shutdown).await
 }
 
-/// Serves `router` on a bound listener until `shutdown` resolves.
+/// Serves `router` behind `endpoint` on a bound listener until `shutdown`
+/// resolves.
 pub async fn serve_listener(
     state: AppState,
+    endpoint: crate::serve::endpoint::Endpoint,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::error::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "serving http");
-    axum::serve(listener, router(state))
+    tracing::info!(addr = %listener.local_addr()?, base_path = endpoint.base_path.as_str(),
+        token = endpoint.token.is_some(), "serving http");
+    axum::serve(listener, endpoint.wrap(router(state)))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
