@@ -10,6 +10,8 @@
 #   chromium  headless browser for the web page test (Debian package
 #             `chromium`; never Playwright's own browser download)
 #   playwright  Python driver of that browser (tests/tools/web_e2e.py)
+#   nginx     the reverse proxy the web page test runs the page behind
+#             (Debian package `nginx`; the test runs its own from a temp prefix)
 #   schemathesis, openapi-spec-validator   test and validate the OpenAPI document
 set -euo pipefail
 
@@ -89,4 +91,10 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   apt_package chromium
   log "installed chromium ($(chromium --version 2>/dev/null | head -1))"
+fi
+
+# In /usr/sbin, which a non-root PATH may lack.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  apt_package nginx
+  log "installed nginx ($(/usr/sbin/nginx -v 2>&1 | head -1))"
 fi

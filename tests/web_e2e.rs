@@ -7,15 +7,28 @@
 //! checks that a running job's page follows its SSE stream, and
 //! fails on any console error, page error or failed load. The
 //! job page's screenshot is written to `$CARGO_TARGET_TMPDIR/web_e2e/job.png`.
-//! `scripts/ensure-tools.sh` installs chromium and playwright.
+//! The same browser checks pass again behind a real reverse proxy (nginx):
+//! under `/solstice` with the prefix kept (`--base-path /solstice`) and a
+//! token the page asks for once, and under `/stripped` with the prefix
+//! removed (the server at its root, no flag).
+//! `scripts/ensure-tools.sh` installs chromium, playwright and nginx.
 
 #[path = "common/daemon.rs"]
 mod daemon;
+#[path = "common/nginx.rs"]
+mod nginx;
+#[path = "common/raw_http.rs"]
+mod raw_http;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// One browser at a time: two at once on a small machine slow each other
+/// past the checks' timeouts.
+static BROWSER: Mutex<()> = Mutex::new(());
 
 /// Kills the demo server when the test ends, passed or not.
 struct Demo(Child);
@@ -157,24 +170,36 @@ fn every_page_shows_the_demo_job_in_headless_chromium() {
     }
     let (status, shell) = daemon::http_get(&addr, "/jobs/demo_job/workers").unwrap();
     assert_eq!(status, 200, "a page path answers the page shell");
-    assert!(shell.contains("/assets/app.js"), "{shell}");
+    assert!(shell.contains(r#"src="assets/app.js""#), "{shell}");
+    assert!(shell.contains(r#"<base href="../../">"#), "{shell}");
 
-    let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_e2e");
+    browse(&format!("http://{addr}"), None, "web_e2e");
+}
+
+/// Runs `tests/tools/web_e2e.py` over the page at `base` (its root, with
+/// any prefix), logging in with `token` when given; its screenshot goes to
+/// `$CARGO_TARGET_TMPDIR/{name}/job.png`.
+fn browse(base: &str, token: Option<&str>, name: &str) {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/web_e2e.py");
-    let run = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
-        .arg(&script)
-        .args([
-            "--base",
-            &format!("http://{addr}"),
-            "--chromium",
-            &chromium(),
-            "--live-job",
-            "live_job",
-            "--wide-job",
-            "wide_job",
-        ])
+    let mut cmd = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
+    cmd.arg(&script).args([
+        "--base",
+        base,
+        "--chromium",
+        &chromium(),
+        "--live-job",
+        "live_job",
+        "--wide-job",
+        "wide_job",
+    ]);
+    if let Some(t) = token {
+        cmd.args(["--token", t]);
+    }
+    let run = cmd
         .arg("--out")
         .arg(&out)
         .output()
@@ -183,7 +208,7 @@ fn every_page_shows_the_demo_job_in_headless_chromium() {
     print!("{stdout}");
     assert!(
         run.status.success(),
-        "the browser checks failed ({}):\n{stdout}\n{}",
+        "the browser checks at {base} failed ({}):\n{stdout}\n{}",
         run.status,
         String::from_utf8_lossy(&run.stderr)
     );
@@ -196,4 +221,63 @@ fn every_page_shows_the_demo_job_in_headless_chromium() {
         bytes.len()
     );
     println!("job page screenshot: {}", png.display());
+}
+
+/// A `sundial serve` of `dir` on `addr` with `args`.
+fn serve(dir: &Path, addr: &str, args: &[&str]) -> Demo {
+    let child = Command::new(daemon::bin())
+        .args(["serve", "--http", addr, "--storage"])
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "sundial=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn sundial serve");
+    raw_http::wait_healthy(addr);
+    Demo(child)
+}
+
+#[test]
+fn every_page_works_behind_nginx_with_the_prefix_kept_and_a_token_or_stripped() {
+    let data = tempfile::tempdir().unwrap();
+    running_job(data.path(), "live_job");
+    wide_job(data.path(), "wide_job", WIDE_WORKERS);
+    let demo = Command::new(daemon::bin())
+        .args(["demo", "--no-serve", "--events", "5000", "--storage"])
+        .arg(data.path())
+        .output()
+        .expect("sundial demo");
+    assert!(demo.status.success(), "{demo:?}");
+    let token = "e2e-token-0123456789abcdef";
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let (keep, strip) = (daemon::free_addr(), daemon::free_addr());
+    let _keep = serve(
+        data.path(),
+        &keep,
+        &[
+            "--base-path",
+            "/solstice",
+            "--auth-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    let _strip = serve(data.path(), &strip, &[]);
+    let proxy = nginx::start(&daemon::free_addr(), &keep, &strip);
+
+    browse(
+        &format!("http://{}/solstice", proxy.addr),
+        Some(token),
+        "web_e2e_solstice",
+    );
+    browse(
+        &format!("http://{}/stripped", proxy.addr),
+        None,
+        "web_e2e_stripped",
+    );
+    let log = proxy.access_log();
+    assert!(log.contains("GET /solstice/api/jobs/") && log.contains("GET /stripped/api/jobs/"));
+    assert!(!log.contains(token), "the token is in a URL nginx logged");
 }

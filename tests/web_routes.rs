@@ -27,7 +27,7 @@ async fn page_paths_answer_the_shell_that_loads_the_embedded_assets() {
         let html = r.text();
         for asset in ["app.css", "util.js", "charts.js", "pages.js", "app.js"] {
             assert!(
-                html.contains(&format!("/assets/{asset}")),
+                html.contains(&format!("\"assets/{asset}\"")),
                 "{path}: {asset}"
             );
         }

@@ -32,29 +32,30 @@ const live = {
     this.stop();
     if (!running) return;
     this.job = job;
-    this.source = new EventSource("/api/jobs/" + enc(job) + "/stream");
-    this.source.addEventListener("view", e => {
+    const source = this.source = new AbortController();
+    sse("/jobs/" + enc(job) + "/stream", source.signal, (name, data) => {
+      if (name !== "view") return;
       let view = null;
-      try { view = JSON.parse(e.data); } catch (_) { return; }
+      try { view = JSON.parse(data); } catch (_) { return; }
       // Redraw at most every 2 s, quietly (no "Loading…", scroll kept).
       // Counted where a test (or a curious user) can see the stream is alive.
       document.body.dataset.liveUpdates = Number(document.body.dataset.liveUpdates || 0) + 1;
       if (!this.timer) this.timer = setTimeout(() => { this.timer = null; render(true); }, 2000);
       if (view && view.status !== "RUNNING") this.stop();
-    });
+    }).catch(() => {}).finally(() => { if (this.source === source) this.stop(); });
     document.getElementById("live").hidden = false;
   },
   stop() {
-    if (this.source) this.source.close();
+    if (this.source) this.source.abort();
     clearTimeout(this.timer);
     this.source = null; this.job = null; this.timer = null;
     document.getElementById("live").hidden = true;
   },
 };
 
-/** Goes to `href` without reloading the page. */
+/** Goes to page path `href` without reloading the page. */
 function navigate(href) {
-  history.pushState(null, "", href);
+  history.pushState(null, "", url(href));
   render(false);
 }
 
@@ -80,26 +81,32 @@ let renderSeq = 0;
 async function render(quiet) {
   const seq = ++renderSeq;
   const app = document.getElementById("app");
-  const path = decodeURI(location.pathname);
-  const route = ROUTES.find(r => r[0].test(location.pathname));
+  const here = appPath(location.pathname) || "";
+  const path = decodeURI(here);
+  const route = ROUTES.find(r => r[0].test(here));
   if (!route) {
     live.stop(); tabs(null); crumbs(null);
     app.replaceChildren(h("div", { class: "error" }, "No such page: " + path), link("/", "Back to the jobs"));
     return;
   }
   const [re, page, tab, title] = route;
-  const m = location.pathname.match(re).slice(1).map(decodeURIComponent);
+  const m = here.match(re).slice(1).map(decodeURIComponent);
   const job = m.length ? m[0] : null, id = m.length > 1 ? m[1] : null;
   document.title = (job ? title(id) + " · " + job : "Jobs") + " · Sundial";
   crumbs(job, title(id));
   tabs(job, tab);
+  if (auth.missing()) {
+    live.stop();
+    app.replaceChildren(loginForm(() => render(false), false));
+    return;
+  }
   if (!quiet) app.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   const q = params();
   const set = changes => {
     const p = new URLSearchParams(location.search);
     for (const [k, v] of Object.entries(changes)) (v === "" || v === null || v === undefined) ? p.delete(k) : p.set(k, v);
     const s = p.toString();
-    navigate(location.pathname + (s ? "?" + s : ""));
+    navigate(here + (s ? "?" + s : ""));
   };
   const ctx = { job, id, q, set, page: (page, size) => set({ page: page > 1 ? page : "", page_size: size }) };
   try {
@@ -112,6 +119,11 @@ async function render(quiet) {
     } else live.stop();
   } catch (e) {
     if (seq !== renderSeq) return;
+    if (e instanceof ApiFailure && e.status === 401 && auth.required) {
+      live.stop();
+      app.replaceChildren(loginForm(() => render(false), true));
+      return;
+    }
     const msg = e instanceof ApiFailure ? `${e.status}: ${e.message}` : String(e && e.message || e);
     app.replaceChildren(h("div", { class: "error" }, "Could not load this page — " + msg), link("/", "Back to the jobs"));
   }
@@ -120,15 +132,16 @@ async function render(quiet) {
 document.addEventListener("click", e => {
   const a = e.target.closest && e.target.closest("a[href]");
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
-  const url = new URL(a.href, location.href);
-  if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
+  const to = new URL(a.href, location.href);
+  const path = appPath(to.pathname);
+  if (to.origin !== location.origin || path === null || path.startsWith("/api/")) return;
   e.preventDefault();
   // Within one job, an attempt chosen in the URL sticks to every link.
   const attempt = params().attempt;
   const job = p => (p.match(/^\/jobs\/([^/]+)/) || [])[1];
-  if (attempt && !url.searchParams.has("attempt") && job(url.pathname) && job(url.pathname) === job(location.pathname))
-    url.searchParams.set("attempt", attempt);
-  navigate(url.pathname + url.search);
+  if (attempt && !to.searchParams.has("attempt") && job(path) && job(path) === job(appPath(location.pathname) || ""))
+    to.searchParams.set("attempt", attempt);
+  navigate(path + to.search);
 });
 window.addEventListener("popstate", () => render(false));
 render(false);

@@ -3,12 +3,30 @@
 // as text (never as HTML), so data from the log cannot inject markup.
 "use strict";
 
-/** Builds an element: h("a", {href: "/x", class: "c"}, "text", child…). */
+/**
+ * The page's root as the browser sees it ("/" or "/solstice/"): the shell's
+ * relative <base href> leads there from any page path, whatever prefix a
+ * reverse proxy added or kept. Page paths in the code ("/jobs/x") are
+ * relative to it: `url` turns one into an address, `appPath` reads one.
+ */
+const ROOT = new URL(document.baseURI).pathname;
+
+/** The address of page path `p` ("/jobs/x?y" → ROOT + "jobs/x?y"). */
+function url(p) { return p.startsWith("/") ? ROOT + p.slice(1) : p; }
+
+/** The page path of an address's `pathname`; null outside the page's root. */
+function appPath(pathname) {
+  if (pathname + "/" === ROOT) return "/";
+  return pathname.startsWith(ROOT) ? "/" + pathname.slice(ROOT.length) : null;
+}
+
+/** Builds an element: h("a", {href: "/x", class: "c"}, "text", child…); a page path in href becomes an address. */
 function h(tag, attrs, ...kids) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "href") el.setAttribute(k, url(v));
     else el.setAttribute(k, v === true ? "" : v);
   }
   append(el, kids);
@@ -78,13 +96,30 @@ class ApiFailure extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+/**
+ * The API's token, when the server wants one (the shell says so): asked
+ * once by `loginForm`, kept in sessionStorage for this browser session
+ * only, sent as an Authorization header, never put in a URL.
+ */
+const auth = {
+  required: document.querySelector('meta[name="sundial-auth"]').content === "bearer",
+  key: "sundial-token:" + ROOT,
+  get token() { return sessionStorage.getItem(this.key); },
+  set token(t) { if (t) sessionStorage.setItem(this.key, t); else sessionStorage.removeItem(this.key); },
+  /** Whether the page must ask for the token before reading anything. */
+  missing() { return this.required && !this.token; },
+  headers(h) { return this.token ? Object.assign({ authorization: "Bearer " + this.token }, h) : h; },
+};
+
 /** GET /api + path as JSON; a non-2xx answer throws an ApiFailure. */
 async function api(path) {
   // A page opened with ?attempt=A reads that attempt of its job (the API
   // serves the latest otherwise); the portal lists latest attempts only.
   const attempt = new URLSearchParams(location.search).get("attempt");
   if (attempt && path.startsWith("/jobs/")) path += (path.includes("?") ? "&" : "?") + "attempt=" + enc(attempt);
-  const r = await fetch("/api" + path, { headers: { accept: "application/json" } });
+  if (auth.missing()) throw new ApiFailure(401, "this server wants an access token");
+  const r = await fetch(url("/api" + path), { headers: auth.headers({ accept: "application/json" }) });
+  if (r.status === 401) auth.token = null; // wrong or revoked: ask again
   let body = null;
   try { body = await r.json(); } catch (_) { body = null; }
   if (!r.ok) throw new ApiFailure(r.status, (body && body.error) || r.statusText);
@@ -111,7 +146,7 @@ function table(cols, rows, empty) {
       h("tbody", {}, rows.map(r => h("tr", {}, cols.map(c => h("td", { class: c.n ? "n" : c.cls }, c.cell(r))))))));
 }
 
-/** Page sizes offered by the pagers (the API takes 10–1000). */
+/** Page sizes offered by the pagers (the API takes 1–1000). */
 const PAGE_SIZES = [10, 25, 50, 100, 250, 500, 1000];
 
 /**
@@ -150,3 +185,44 @@ function kpis(pairs) {
 }
 
 function panel(title, ...kids) { return h("section", { class: "panel" }, title ? h("h2", {}, title) : null, ...kids); }
+
+/**
+ * Follows a server-sent event stream over fetch (EventSource cannot send
+ * the token header): calls onEvent(name, data) per event until `abort`
+ * (an AbortController's signal) fires or the server ends the stream.
+ */
+async function sse(path, signal, onEvent) {
+  const r = await fetch(url("/api" + path), { headers: auth.headers({ accept: "text/event-stream" }), signal });
+  if (!r.ok || !r.body) throw new ApiFailure(r.status, r.statusText);
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        const i = line.indexOf(":");
+        const field = i < 0 ? line : line.slice(0, i);
+        const v = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+        if (field === "event") name = v;
+        else if (field === "data") data.push(v);
+      }
+      if (data.length) onEvent(name, data.join("\n"));
+    }
+  }
+}
+
+/** The form that asks for the API's token; `done` runs once it is kept. */
+function loginForm(done, failed) {
+  const input = h("input", { type: "password", name: "token", autocomplete: "current-password", "aria-label": "access token", required: true });
+  return h("form", { class: "login panel", onsubmit: e => { e.preventDefault(); auth.token = input.value.trim(); done(); } },
+    h("h2", {}, "Access token"),
+    h("p", { class: "muted" }, failed ? "That token was not accepted; try again." : "This server wants an access token. It is kept for this browser session only."),
+    h("label", {}, "Token ", input), " ", h("button", { type: "submit" }, "Open"));
+}

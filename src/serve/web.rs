@@ -5,6 +5,12 @@
 //!
 //! Every page is directly loadable by URL: `/` (portal) and any `/jobs/...`
 //! path answer the same shell, and the script routes on `location.pathname`.
+//!
+//! Nothing in the page is absolute: the shell's `<base href>` is relative
+//! (`../../` from `/jobs/j/workers`), computed from the path the server saw,
+//! so the page and all its links, API calls and its stream resolve under
+//! whatever prefix the browser used, whether a proxy kept that prefix
+//! (`--base-path`) or stripped it.
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -59,13 +65,43 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/favicon.ico", get(favicon))
 }
 
-async fn shell() -> Response {
+/// The shell for a request to `path` (after the base path): its relative
+/// `<base href>` leads back to the page's root, and it tells the script
+/// whether the API wants a token.
+fn shell_for(path: &str, token: bool) -> String {
+    let depth = path.matches('/').count().saturating_sub(1);
+    let base = if depth == 0 {
+        "./".to_owned()
+    } else {
+        "../".repeat(depth)
+    };
+    INDEX_HTML
+        .replacen(
+            r#"<base href="./">"#,
+            &format!(r#"<base href="{base}">"#),
+            1,
+        )
+        .replacen(
+            r#"<meta name="sundial-auth" content="none">"#,
+            if token {
+                r#"<meta name="sundial-auth" content="bearer">"#
+            } else {
+                r#"<meta name="sundial-auth" content="none">"#
+            },
+            1,
+        )
+}
+
+async fn shell(
+    uri: axum::http::Uri,
+    token: Option<axum::Extension<crate::serve::auth::TokenRequired>>,
+) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        INDEX_HTML,
+        shell_for(uri.path(), token.is_some()),
     )
         .into_response()
 }
@@ -101,10 +137,26 @@ mod tests {
             assert!(!body.is_empty(), "{name} is empty");
             if name.ends_with(".js") || name.ends_with(".css") {
                 assert!(
-                    INDEX_HTML.contains(&format!("/assets/{name}")),
+                    INDEX_HTML.contains(&format!("\"assets/{name}\"")),
                     "index.html does not load {name}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_base_href_leads_back_to_the_root_from_any_depth() {
+        for (path, base) in [
+            ("/", "./"),
+            ("/jobs", "./"),
+            ("/jobs/", "../"),
+            ("/jobs/j", "../"),
+            ("/jobs/j/workers/w1", "../../../"),
+        ] {
+            let html = shell_for(path, false);
+            assert!(html.contains(&format!(r#"<base href="{base}">"#)), "{path}");
+            assert!(html.contains(r#"content="none""#), "{path}");
+        }
+        assert!(shell_for("/", true).contains(r#"<meta name="sundial-auth" content="bearer">"#));
     }
 }

@@ -29,7 +29,8 @@ TIMEOUT_MS = 20_000
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--base", required=True, help="http://127.0.0.1:PORT")
+    ap.add_argument("--base", required=True, help="http://127.0.0.1:PORT[/prefix]: the page's root")
+    ap.add_argument("--token", help="the server wants this token: the page must ask for it once")
     ap.add_argument("--job", default="demo_job")
     ap.add_argument("--out", required=True, help="directory for job.png")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
@@ -37,10 +38,13 @@ def main():
     ap.add_argument("--live-job", help="a job still RUNNING: its page must follow the SSE stream")
     a = ap.parse_args()
     base, job = a.base.rstrip("/"), a.job
+    prefix = urllib.parse.urlparse(base).path  # "" or "/solstice"
     q = urllib.parse.quote
+    headers = {"Authorization": f"Bearer {a.token}"} if a.token else {}
 
     def api(path):
-        with urllib.request.urlopen(f"{base}/api{path}", timeout=30) as r:
+        req = urllib.request.Request(f"{base}/api{path}", headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as r:
             return json.load(r)
 
     J = f"/jobs/{q(job)}"
@@ -69,6 +73,17 @@ def main():
             for t in texts:
                 expect(app).to_contain_text(str(t))
             print(f"web_e2e: {path} shows {len(texts)} expected texts", flush=True)
+
+        # With a token: the page asks once, keeps it for the session (every
+        # later page load below passes without asking), never in a URL.
+        if a.token:
+            page.goto(base + "/")
+            form = page.locator("form.login")
+            expect(form).to_be_visible()
+            form.locator("input[name=token]").fill(a.token)
+            form.get_by_role("button", name="Open").click()
+            expect(app).to_contain_text(job)
+            print("web_e2e: asked for the token once", flush=True)
 
         # Portal: the job, its status; the link leads to the job page.
         jobs = api("/jobs")["items"]
@@ -166,7 +181,7 @@ def main():
         expect(page).to_have_url(re.compile(r"\?attempt=" + re.escape(jv["attempt_id"]) + "$"))
         expect(app).to_contain_text("attempt " + jv["attempt_id"])
         expect(page.locator("#tabs a", has_text="Workers")).to_have_attribute(
-            "href", f"{J}/workers?attempt={jv['attempt_id']}")
+            "href", f"{prefix}{J}/workers?attempt={jv['attempt_id']}")
         # Many workers: 50 a page, the last page reached by the pager, the
         # header row pinned while the table scrolls.
         if a.wide_job:
@@ -201,6 +216,15 @@ def main():
             visit(J, job)  # a finished job: the stream is closed, no live badge
             expect(page.locator("#live")).to_be_hidden()
             print(f"web_e2e: {L} follows /api{L}/stream (live badge, view events)", flush=True)
+        if a.token:
+            if page.locator("form.login").count():
+                problems.append("the page asked for the token again")
+            leaked = [u for u in requested if a.token in u]
+            if leaked:
+                problems.append(f"the token is in URLs: {leaked[:3]}")
+        outside = [u for u in requested if not u.startswith(base + "/")]
+        if outside:
+            problems.append(f"requests outside {base}/: {outside[:5]}")
         ctx.close()
 
     if problems:
