@@ -280,7 +280,13 @@ fn metrics_pass_promtool_and_the_stream_pushes_each_commit() {
 
     // The stream: the current view at once, then the commits of new records.
     let mut s = std::net::TcpStream::connect(&r.addr).unwrap();
-    write!(s, "GET /api/jobs/{JOB}/stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // A real Host: any other name is refused (DNS rebinding; see host_check).
+    write!(
+        s,
+        "GET /api/jobs/{JOB}/stream HTTP/1.1\r\nHost: {}\r\n\r\n",
+        r.addr
+    )
+    .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut reader = BufReader::new(s);
     let first = read_view_events_until(&mut reader, r.half as u64, TIMEOUT);
