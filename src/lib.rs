@@ -58,6 +58,7 @@ pub use time_travel::as_of;
 pub use cli::args::{Cli, Command};
 pub use cli::{commands, demo};
 pub use project::{run as run_daemon, ProjectOptions, DEFAULT_BATCH_MAX, DEFAULT_LINGER};
+pub use serve::bounds::{Bounds, ServeLimits};
 pub use serve::catalog::{Catalog, CatalogOptions};
 pub use serve::http::{router, AppState};
 pub use serve::prometheus::Metrics;

@@ -154,6 +154,7 @@ async fn run_leased(
                 attempt: attempt.to_owned(),
                 offsets: offset_rx,
             }),
+            bounds: Default::default(),
         };
         tokio::spawn(http::serve_listener(state, o.endpoint.clone(), l, async {
             let _ = http_stopped.await;

@@ -196,6 +196,24 @@ pub struct ServeArgs {
     pub live_poll_ms: Option<u64>,
     #[command(flatten)]
     pub endpoint: EndpointArgs,
+    /// Most connections open at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = crate::serve::listener::DEFAULT_MAX_CONNECTIONS, env = "SUNDIAL_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+    /// Seconds a client has to send a whole request head (idle keep-alive
+    /// connections are closed after as long).
+    #[arg(long, default_value_t = crate::serve::listener::DEFAULT_HEADER_TIMEOUT.as_secs(), env = "SUNDIAL_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: u64,
+    /// Most `/stream` clients at once; past it a 503 with Retry-After.
+    #[arg(long, default_value_t = crate::serve::stream_hub::DEFAULT_MAX_STREAMS, env = "SUNDIAL_MAX_STREAMS")]
+    pub max_streams: usize,
+    /// `as_of` answers built at once, each on a thread of its own (each
+    /// holds up to one snapshot interval of replayed rows).
+    #[arg(long, default_value_t = crate::serve::as_of_pool::DEFAULT_WORKERS, env = "SUNDIAL_MAX_AS_OF")]
+    pub max_as_of: usize,
+    /// `as_of` requests waiting for a builder; past them a 503 with
+    /// Retry-After.
+    #[arg(long, default_value_t = crate::serve::as_of_pool::DEFAULT_QUEUE, env = "SUNDIAL_AS_OF_QUEUE")]
+    pub as_of_queue: usize,
 }
 
 /// `sundial simulate`.

@@ -9,6 +9,7 @@ use crate::cli::args::{EndpointArgs, ProjectArgs, ReplayArgs, ServeArgs, Simulat
 use crate::error::{Error, Result};
 use crate::ingest::source::kafka::KafkaConfig;
 use crate::project::ProjectOptions;
+use crate::serve::bounds::{Bounds, ServeLimits};
 use crate::serve::catalog::{Catalog, CatalogOptions};
 use crate::serve::endpoint::Endpoint;
 use crate::serve::http::{self, AppState};
@@ -86,7 +87,8 @@ pub fn endpoint(a: &EndpointArgs) -> Result<Endpoint> {
 /// `sundial serve`.
 pub async fn serve(a: ServeArgs) -> Result<()> {
     let endpoint = endpoint(&a.endpoint)?;
-    let storage = Storage::from_url(&a.storage)?;
+    // Only writers create a storage directory: a typo here is an error.
+    let storage = Storage::open_existing(&a.storage)?;
     // A missing bucket or bad endpoint: one clear line now, not 503s later.
     storage.check().await?;
     let defaults = CatalogOptions::for_storage(&storage);
@@ -102,6 +104,13 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         catalog: Arc::new(Catalog::with_options(storage, options)),
         metrics: Arc::new(Metrics::default()),
         live: None,
+        bounds: Bounds::new(ServeLimits {
+            max_connections: a.max_connections.max(1),
+            header_timeout: Duration::from_secs(a.header_timeout_secs.max(1)),
+            max_streams: a.max_streams,
+            as_of_workers: a.max_as_of.max(1),
+            as_of_queue: a.as_of_queue,
+        }),
     };
     http::serve(state, &endpoint, &a.http, shutdown_signal()).await
 }

@@ -64,6 +64,11 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
         idle_secs: crate::serve::catalog::DEFAULT_IDLE.as_secs(),
         live_poll_ms: None,
         endpoint: a.endpoint,
+        max_connections: crate::serve::listener::DEFAULT_MAX_CONNECTIONS,
+        header_timeout_secs: crate::serve::listener::DEFAULT_HEADER_TIMEOUT.as_secs(),
+        max_streams: crate::serve::stream_hub::DEFAULT_MAX_STREAMS,
+        max_as_of: crate::serve::as_of_pool::DEFAULT_WORKERS,
+        as_of_queue: crate::serve::as_of_pool::DEFAULT_QUEUE,
     })
     .await
 }

@@ -49,7 +49,12 @@ fn single(from: &Option<Offsets>, to: &Option<Offsets>) -> Result<(Option<u64>, 
 
 /// Runs `sundial replay`.
 pub async fn exec(a: ReplayArgs) -> Result<()> {
-    let storage = Storage::from_url(&a.storage)?;
+    // Replays of stored attempts read a storage that must exist.
+    let storage = if a.from_log.is_some() || a.views.is_some() {
+        Storage::open_existing(&a.storage)?
+    } else {
+        Storage::from_url(&a.storage)?
+    };
     crate::store::storage::validate_id("job id", &a.job)?;
     let progress = !a.quiet;
     if let Some(list) = &a.views {

@@ -315,13 +315,36 @@ pub async fn exceptions(store: &ViewStore, p: &Params) -> ApiResult {
                 return true;
             }
             if total >= skip && (items.len() as u64) < page.page_size {
-                items.push(serde_json::to_value(&e).unwrap_or_default());
+                items.push(crate::query::exception_text::listed(&e));
             }
             total += 1;
             true
         })
         .await?;
     Ok(page.wrap(items, total))
+}
+
+/// One exception record, by its log offset, with its full message and
+/// stacktrace (list answers cut them, see `exception_text`).
+pub async fn exception(store: &ViewStore, offset: &str) -> ApiResult {
+    let offset: u64 = offset.parse().map_err(|_| {
+        ApiError::bad(format!(
+            "exception {offset:?}: use the record's offset (a whole number)"
+        ))
+    })?;
+    let mut found = None;
+    store
+        .visit::<ExceptionView>("", |_, e| {
+            if e.offset == offset {
+                found = Some(e);
+                return false;
+            }
+            true
+        })
+        .await?;
+    let e = found
+        .ok_or_else(|| ApiError::not_found(format!("exception at offset {offset} not found")))?;
+    Ok(serde_json::to_value(&e).unwrap_or_default())
 }
 
 /// `members=true|false` (default true): whether the exception summary

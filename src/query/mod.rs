@@ -8,6 +8,7 @@
 //! `ViewStore` like any other.
 
 pub mod api;
+pub mod exception_text;
 mod lineage_read;
 mod params;
 pub mod summary;

@@ -114,11 +114,15 @@ impl Page {
     }
 }
 
-/// An optional number parameter.
+/// An optional number parameter. NaN and infinities are refused the same
+/// way for every parameter (Rust's float parser accepts them).
 pub fn opt_num<T: std::str::FromStr>(p: &Params, name: &str) -> Result<Option<T>, ApiError> {
     match p.get(name) {
         None => Ok(None),
         Some(s) if s.is_empty() => Ok(None),
+        Some(s) if s.parse::<f64>().is_ok_and(|v| !v.is_finite()) => Err(ApiError::bad(format!(
+            "{name}={s:?}: use a finite number (not NaN or infinity)"
+        ))),
         Some(s) => s
             .parse::<T>()
             .map(Some)

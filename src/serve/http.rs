@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
@@ -31,6 +30,9 @@ pub struct AppState {
     /// The job a live projector in this process writes, if any: its
     /// `/stream` wakes on each commit instead of polling.
     pub live: Option<LiveFeed>,
+    /// What clients may make this server hold (connections, `as_of`
+    /// work, streams).
+    pub bounds: crate::serve::bounds::Bounds,
 }
 
 /// Commit notifications of the live projector.
@@ -45,6 +47,10 @@ pub struct LiveFeed {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is a bound hit or a storage hiccup: worth a retry.
+            return (status, [(header::RETRY_AFTER, "1")], Json(self.body())).into_response();
+        }
         (status, Json(self.body())).into_response()
     }
 }
@@ -111,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{job}/workers/{worker}", get(worker))
         .route("/api/jobs/{job}/exceptions", get(exceptions))
         .route("/api/jobs/{job}/exceptions/summary", get(exception_summary))
+        .route("/api/jobs/{job}/exceptions/{offset}", get(exception))
         .route("/api/jobs/{job}/lineage", get(lineage))
         .route("/api/jobs/{job}/lineage/{split}", get(split))
         .route("/api/jobs/{job}/checkpoints", get(checkpoints))
@@ -176,7 +183,7 @@ async fn resolve(
         .map(String::as_str)
         .filter(|a| !a.is_empty());
     let store = s.catalog.resolve(job, attempt).await?;
-    match q.get("as_of").filter(|k| !k.is_empty()) {
+    match as_of_param(q) {
         // Time travel: the views right after that log sequence.
         Some(k) => crate::time_travel::as_of::serve(
             s.catalog.storage(),
@@ -188,6 +195,51 @@ async fn resolve(
         .map_err(Into::into),
         None => Ok(store),
     }
+}
+
+fn as_of_param(q: &Params) -> Option<&str> {
+    q.get("as_of").map(String::as_str).filter(|k| !k.is_empty())
+}
+
+/// A job route's answer: `answer` over the store `resolve` gives. With
+/// `as_of`, the attempt's read handle is taken here (the catalog's polls
+/// stay on the server's runtime) and the time-travel store is built and
+/// read in the bounded `as_of` pool, off the async workers.
+async fn job_answer<F, Fut>(
+    s: &AppState,
+    route: &'static str,
+    job: String,
+    q: Params,
+    answer: F,
+) -> ApiResult
+where
+    F: FnOnce(Arc<crate::store::view_store::ViewStore>, Params) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ApiResult> + Send,
+{
+    if as_of_param(&q).is_none() {
+        let store = resolve(s, route, &job, &q).await?;
+        return answer(store, q).await;
+    }
+    let attempt = q
+        .get("attempt")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty());
+    let live = s.catalog.resolve(&job, attempt).await?;
+    let storage = s.catalog.storage().clone();
+    s.bounds
+        .as_of
+        .run(async move {
+            let k = as_of_param(&q).unwrap_or_default();
+            let store = crate::time_travel::as_of::serve(
+                &storage,
+                &live,
+                k,
+                crate::time_travel::as_of::views_for(route),
+            )
+            .await?;
+            answer(store, q).await
+        })
+        .await
 }
 
 /// Job summaries opened at once while listing.
@@ -330,12 +382,12 @@ macro_rules! job_route {
         async fn $name(
             State(s): State<AppState>,
             P(job): P<String>,
-            Q($q): Q,
+            Q(q): Q,
         ) -> Result<Json<Value>, ApiError> {
-            let r = async {
-                let $store = resolve(&s, $route, &job, &$q).await?;
+            let r = job_answer(&s, $route, job, q, |$store, $q| async move {
+                let _ = &$q;
                 $body.await
-            }
+            })
             .await;
             done(&s, $route, r)
         }
@@ -347,12 +399,12 @@ macro_rules! job_item_route {
         async fn $name(
             State(s): State<AppState>,
             P((job, $id)): P<(String, String)>,
-            Q($q): Q,
+            Q(q): Q,
         ) -> Result<Json<Value>, ApiError> {
-            let r = async {
-                let $store = resolve(&s, $route, &job, &$q).await?;
+            let r = job_answer(&s, $route, job, q, |$store, $q| async move {
+                let _ = &$q;
                 $body.await
-            }
+            })
             .await;
             done(&s, $route, r)
         }
@@ -368,7 +420,10 @@ async fn job(
         if let Some(v) = sealed_job(&s, &job, &q).await? {
             return Ok(v);
         }
-        api::job(&*resolve(&s, "job", &job, &q).await?).await
+        job_answer(&s, "job", job, q, |store, _| async move {
+            api::job(&store).await
+        })
+        .await
     }
     .await;
     done(&s, "job", r)
@@ -434,6 +489,9 @@ job_item_route!(stage_workers, "stage_workers", |store, id, q| api::workers(
     Some(&id)
 ));
 job_item_route!(worker, "worker", |store, id, q| api::worker(&store, &id));
+job_item_route!(exception, "exception", |store, id, q| api::exception(
+    &store, &id
+));
 job_item_route!(split, "split", |store, id, q| api::split(&store, &id));
 
 async fn attempts(
@@ -471,9 +529,8 @@ async fn attempts(
     done(&s, "attempts", r)
 }
 
-/// How often the stream route looks for new view changes.
-const STREAM_POLL: Duration = Duration::from_millis(200);
-
+/// `GET /api/jobs/{job}/stream`: the job view now and after each change,
+/// through the server's shared polls (`stream_hub`), within `--max-streams`.
 async fn stream(
     State(s): State<AppState>,
     P(job): P<String>,
@@ -484,33 +541,33 @@ async fn stream(
             "as_of: the past does not change; use the other job routes",
         ));
     }
-    let store = resolve(&s, "stream", &job, &q).await?;
-    s.metrics.request("stream", 200);
+    let attempt = resolve(&s, "stream", &job, &q)
+        .await?
+        .meta
+        .attempt_id
+        .clone();
     let feed = s
         .live
-        .filter(|l| l.job == job && l.attempt == store.meta.attempt_id)
+        .filter(|l| l.job == job && l.attempt == attempt)
         .map(|l| l.offsets);
-    let events = futures::stream::unfold(
-        (store, None::<u64>, feed),
-        |(store, last, mut feed)| async move {
-            loop {
-                let offset = store.job().await.map(|j| j.log_offset).ok();
-                if offset.is_some() && offset != last {
-                    let data = api::job(&store).await.unwrap_or_default();
-                    let ev = Event::default().event("view").data(data.to_string());
-                    return Some((Ok(ev), (store, offset, feed)));
-                }
-                match feed.as_mut() {
-                    Some(rx) => {
-                        if rx.changed().await.is_err() {
-                            feed = None;
-                        }
-                    }
-                    None => tokio::time::sleep(STREAM_POLL).await,
-                }
+    let sub = match s.bounds.streams.subscribe(&s.catalog, &job, &attempt, feed) {
+        Ok(sub) => sub,
+        Err(e) => {
+            s.metrics.request("stream", e.status);
+            return Err(e);
+        }
+    };
+    s.metrics.request("stream", 200);
+    let events = futures::stream::unfold(sub, |mut sub| async move {
+        loop {
+            sub.views.changed().await.ok()?;
+            let view = sub.views.borrow_and_update().clone();
+            if let Some(view) = view {
+                let ev = Event::default().event("view").data(&*view);
+                return Some((Ok(ev), sub));
             }
-        },
-    );
+        }
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -521,9 +578,13 @@ pub async fn serve(
     addr: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::error::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| crate::error::Error::invalid("http address", format!("{addr}: {e}")))?;
+    // A port in use is not a bad argument (exit 1, not 2).
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        crate::error::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}"),
+        ))
+    })?;
     serve_listener(state, endpoint.clone(), listener, shutdown).await
 }
 
@@ -537,8 +598,10 @@ pub async fn serve_listener(
 ) -> crate::error::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, base_path = endpoint.base_path.as_str(),
         token = endpoint.token.is_some(), "serving http");
-    axum::serve(listener, endpoint.wrap(router(state)))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = state.bounds.conn;
+    let app = endpoint
+        .wrap(router(state))
+        .layer(axum::middleware::from_fn(crate::serve::guard::guard));
+    crate::serve::listener::serve(listener, app, limits, shutdown).await?;
     Ok(())
 }

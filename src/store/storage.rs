@@ -160,6 +160,23 @@ impl Storage {
         })
     }
 
+    /// Resolves a storage URL that must already hold data: a local path
+    /// that does not exist is an `Invalid` error instead of a new empty
+    /// directory (for readers such as `serve`; only writers create it).
+    pub fn open_existing(url: &str) -> Result<Self> {
+        let local = !url.contains("://") || url.starts_with("file://");
+        if local {
+            let path = url.strip_prefix("file://").unwrap_or(url);
+            if !std::path::Path::new(path).is_dir() {
+                return Err(Error::invalid(
+                    "storage url",
+                    format!("{url}: no such directory (only writers create one: project, replay --input/--brokers)"),
+                ));
+            }
+        }
+        Self::from_url(url)
+    }
+
     /// The URL this storage was opened from.
     pub fn url(&self) -> &str {
         &self.url

@@ -156,7 +156,7 @@ pub fn views_for(route: &str) -> &'static [&'static str] {
         "configuration" => &["job", "stage", "metrics"],
         "stage_metrics" => &["job", "metrics"],
         "workers" | "stage_workers" | "worker" => &["job", "worker"],
-        "exceptions" => &["exception"],
+        "exceptions" | "exception" => &["exception"],
         "exception_summary" => &["exception_group", "exception"],
         "lineage" | "split" => &["lineage"],
         "checkpoints" => &["checkpoint"],

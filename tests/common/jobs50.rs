@@ -138,6 +138,7 @@ pub async fn serve(catalog: Arc<Catalog>) -> SocketAddr {
         catalog,
         metrics: Arc::new(Metrics::default()),
         live: None,
+        bounds: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

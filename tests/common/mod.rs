@@ -247,6 +247,7 @@ fn start() -> Fixture {
                     catalog: Arc::new(Catalog::new(storage)),
                     metrics: Arc::new(Metrics::default()),
                     live: None,
+                    bounds: Default::default(),
                 };
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
