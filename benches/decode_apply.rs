@@ -73,7 +73,8 @@ fn bench(c: &mut Criterion) {
                         if i % 4096 == 4095 {
                             p.drain_dirty(&mut |_, _, b| {
                                 black_box(b);
-                            });
+                            })
+                            .unwrap();
                         }
                     }
                     p

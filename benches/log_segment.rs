@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let (mut raw, mut out) = (Vec::new(), Vec::new());
-    encode_segment_into(&refs, &mut raw, &mut out);
+    encode_segment_into(&refs, &mut raw, &mut out).unwrap();
     let payload: usize = values.iter().map(Vec::len).sum();
     eprintln!(
         "segment of {EVENTS} records: payload {payload} B, MessagePack {} B, stored {} B",
@@ -43,7 +43,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("encode", |b| {
         b.iter(|| {
-            encode_segment_into(black_box(&refs), &mut raw, &mut out);
+            encode_segment_into(black_box(&refs), &mut raw, &mut out).unwrap();
             black_box(out.len())
         })
     });

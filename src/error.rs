@@ -30,6 +30,8 @@ pub enum Error {
     Unavailable(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot encode {0}; nothing of the batch was committed")]
+    Encode(String),
     #[error("corrupt stored data at key={key}: {detail}")]
     Corrupt { key: String, detail: String },
     #[error("busy: job={job} attempt={attempt} is being projected by {holder}; stop that projector first, or pass another --attempt")]
@@ -62,7 +64,10 @@ impl Error {
                 _ => ErrorKind::Fatal,
             },
             Error::ObjectStore(_) | Error::Io(_) | Error::Unavailable(_) => ErrorKind::Transient,
-            Error::Corrupt { .. } | Error::Fenced { .. } | Error::Busy { .. } => ErrorKind::Fatal,
+            Error::Corrupt { .. }
+            | Error::Encode(_)
+            | Error::Fenced { .. }
+            | Error::Busy { .. } => ErrorKind::Fatal,
         }
     }
 
@@ -76,6 +81,12 @@ impl Error {
             ),
             _ => false,
         }
+    }
+}
+
+impl From<sundial_views::EncodeError> for Error {
+    fn from(e: sundial_views::EncodeError) -> Self {
+        Error::Encode(e.to_string())
     }
 }
 

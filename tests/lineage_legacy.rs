@@ -86,9 +86,12 @@ async fn per_split_rows_of_older_attempts_read_beside_the_index() {
         old_row("b", "early", &["a"], &[]),
         old_row("p", "", &[], &["a"]),
     ] {
-        db.put(view_key("lineage", &row.split_id), encode_row(&row))
-            .await
-            .unwrap();
+        db.put(
+            view_key("lineage", &row.split_id),
+            encode_row(&row).unwrap(),
+        )
+        .await
+        .unwrap();
     }
     let store = ViewStore::open(Handle::Writer(db.clone()), JOB, "a")
         .await

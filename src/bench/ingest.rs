@@ -44,7 +44,8 @@ fn apply_one_by_one(p: &mut Projector, decoded: &[Decoded]) -> f64 {
         if i % DEFAULT_BATCH == DEFAULT_BATCH - 1 {
             p.drain_dirty(&mut |_, _, b| {
                 std::hint::black_box(b);
-            });
+            })
+            .expect("rows encode");
         }
     }
     t.elapsed().as_secs_f64()
@@ -110,7 +111,8 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
         p.apply_batch((c * DEFAULT_BATCH) as u64 + 1, &entries);
         p.drain_dirty(&mut |_, _, b| {
             std::hint::black_box(b);
-        });
+        })
+        .expect("rows encode");
     }
     println!(
         "apply 2 cores:       {}",
@@ -133,7 +135,8 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
         if i % DEFAULT_BATCH == DEFAULT_BATCH - 1 {
             p.drain_dirty(&mut |_, _, b| {
                 std::hint::black_box(b);
-            });
+            })
+            .expect("rows encode");
         }
     }
     println!(
@@ -162,7 +165,7 @@ pub async fn run(events: usize, dir: &str) -> Result<()> {
         let mut wb = WriteBatch::new();
         wb.put(
             segment_key((c * DEFAULT_BATCH + chunk.len()) as u64),
-            encode_segment(&refs),
+            encode_segment(&refs).map_err(|e| sundial::Error::Encode(e.to_string()))?,
         );
         db.write(wb).await?;
     }

@@ -221,9 +221,9 @@ impl Engine {
         let (batch, decoded) = (p.records(), p.decoded());
         let first = self.position.next_seq;
         // Prepared for other sequences (never, fed in order): encoded here.
-        let segment = match p.segment_at(first) {
+        let segment = match p.segment_at(first)? {
             Some(s) => s,
-            None if self.write_log => encode_segment(batch, first, &mut Default::default()),
+            None if self.write_log => encode_segment(batch, first, &mut Default::default())?,
             None => Bytes::new(),
         };
         if self.projector.may_miss() {
@@ -302,7 +302,7 @@ impl Engine {
         // Handed over as they are (`put` would copy key and row again).
         self.projector.drain_dirty(&mut |view, key, bytes| {
             wb.put_bytes(view_key(view, key).into(), bytes.into())
-        });
+        })?;
         if !self.write_log {
             // A batch may change none of the views being rebuilt.
             if !wb.is_empty() {

@@ -36,7 +36,8 @@ pub struct Prepared {
     records: Vec<SourceRecord>,
     /// The log sequence the batch was prepared to start at.
     first: u64,
-    segment: Option<Bytes>,
+    /// The segment, or why it could not be encoded.
+    segment: std::result::Result<Option<Bytes>, String>,
 }
 
 impl Prepared {
@@ -65,7 +66,7 @@ impl Prepared {
             SegmentPlan::None => (None, false),
         };
         let (decoded, segment) = if !encode {
-            (decode_batch(&records, job_id, split), reused)
+            (decode_batch(&records, job_id, split), Ok(reused))
         } else if records.len() >= crate::ingest::decode::PARALLEL_DECODE_MIN {
             std::thread::scope(|s| {
                 let segment = s.spawn(|| encode_segment(&records, first, scratch));
@@ -73,12 +74,14 @@ impl Prepared {
                 let segment = segment
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (decoded, Some(segment))
+                (decoded, segment.map(Some))
             })
         } else {
             let segment = encode_segment(&records, first, scratch);
-            (decode_batch(&records, job_id, split), Some(segment))
+            (decode_batch(&records, job_id, split), segment.map(Some))
         };
+        // An encoding error is kept for the engine, which stops there.
+        let segment = segment.map_err(|e| e.to_string());
         // SAFETY: a decoded message borrows only bytes inside the heap
         // buffers of `records`' values. Those buffers never move or change
         // while `decoded` lives: both fields are private, nothing mutates
@@ -107,9 +110,13 @@ impl Prepared {
     }
 
     /// The segment's bytes when the batch lands at sequence `first` (the
-    /// one it was prepared for); `None` otherwise or without a log.
-    pub fn segment_at(&self, first: u64) -> Option<Bytes> {
-        self.segment.clone().filter(|_| first == self.first)
+    /// one it was prepared for); `None` otherwise or without a log; an
+    /// error when it could not be encoded.
+    pub fn segment_at(&self, first: u64) -> Result<Option<Bytes>> {
+        match &self.segment {
+            Ok(s) => Ok(s.clone().filter(|_| first == self.first)),
+            Err(e) => Err(Error::Encode(e.clone())),
+        }
     }
 
     /// Number of records.
@@ -130,7 +137,7 @@ pub fn encode_segment(
     records: &[SourceRecord],
     first: u64,
     scratch: &mut (Vec<u8>, Vec<u8>),
-) -> Bytes {
+) -> Result<Bytes> {
     let refs: Vec<LogRecordRef> = records
         .iter()
         .enumerate()
@@ -143,10 +150,11 @@ pub fn encode_segment(
             value: &r.value,
         })
         .collect();
-    encode_segment_into(&refs, &mut scratch.0, &mut scratch.1);
+    encode_segment_into(&refs, &mut scratch.0, &mut scratch.1)
+        .map_err(|e| Error::Encode(format!("the log segment from sequence {first}: {e}")))?;
     // An exact copy: the segment stays in SlateDB's memtable until flushed,
     // and the scratch has room for the uncompressed batch.
-    Bytes::copy_from_slice(&scratch.1)
+    Ok(Bytes::copy_from_slice(&scratch.1))
 }
 
 /// One batch sent to the preparing thread.
@@ -312,11 +320,15 @@ mod tests {
         assert_eq!(p.len(), 4);
         assert_eq!(p.decoded()[1].as_ref().unwrap().source_id, "s1");
         assert!(p.decoded()[3].is_err());
-        let want = encode_segment(&recs, 10, &mut Default::default());
-        assert_eq!(p.segment_at(10), Some(want));
-        assert_eq!(p.segment_at(11), None, "prepared for sequence 10 only");
+        let want = encode_segment(&recs, 10, &mut Default::default()).unwrap();
+        assert_eq!(p.segment_at(10).unwrap(), Some(want));
+        assert_eq!(
+            p.segment_at(11).unwrap(),
+            None,
+            "prepared for sequence 10 only"
+        );
         let p = Prepared::new(recs, "j", 10, SegmentPlan::None);
-        assert_eq!(p.segment_at(10), None);
+        assert_eq!(p.segment_at(10).unwrap(), None);
     }
 
     #[test]
@@ -324,18 +336,18 @@ mod tests {
         let recs = batch(0, 2);
         let stored = Bytes::from_static(b"stored");
         let p = Prepared::new(recs.clone(), "j", 5, SegmentPlan::Stored(5, stored.clone()));
-        assert_eq!(p.segment_at(5), Some(stored.clone()));
+        assert_eq!(p.segment_at(5).unwrap(), Some(stored.clone()));
         let p = Prepared::new(recs.clone(), "j", 6, SegmentPlan::Stored(5, stored.clone()));
-        let want = encode_segment(&recs, 6, &mut Default::default());
-        assert_eq!(p.segment_at(6), Some(want));
+        let want = encode_segment(&recs, 6, &mut Default::default()).unwrap();
+        assert_eq!(p.segment_at(6).unwrap(), Some(want));
     }
 
     #[test]
     fn big_batches_decode_and_encode_as_small_ones_do() {
         let recs = batch(0, 3000);
         let big = Prepared::new(recs.clone(), "j", 1, SegmentPlan::Encode);
-        let want = encode_segment(&recs, 1, &mut Default::default());
-        assert_eq!(big.segment_at(1), Some(want));
+        let want = encode_segment(&recs, 1, &mut Default::default()).unwrap();
+        assert_eq!(big.segment_at(1).unwrap(), Some(want));
         let one_by_one: Vec<_> = recs
             .chunks(1)
             .enumerate()
@@ -364,7 +376,7 @@ mod tests {
         let mut seq = 1;
         let mut offset = 0;
         for p in &got {
-            assert!(p.segment_at(seq).is_some(), "batch at {seq}");
+            assert!(p.segment_at(seq).unwrap().is_some(), "batch at {seq}");
             for r in p.records() {
                 assert_eq!(r.offset, offset);
                 offset += 1;

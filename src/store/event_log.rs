@@ -81,32 +81,35 @@ const ZSTD_LEVEL: i32 = 1;
 /// Encodes a segment: MessagePack, compressed once here, so SlateDB moves
 /// (WAL, flush, compactions) an eighth of the bytes and never compresses
 /// them again.
-pub fn encode_segment(records: &[LogRecordRef]) -> Vec<u8> {
+pub fn encode_segment(records: &[LogRecordRef]) -> Result<Vec<u8>, SegmentError> {
     let (mut raw, mut out) = (Vec::new(), Vec::new());
-    encode_segment_into(records, &mut raw, &mut out);
-    out
+    encode_segment_into(records, &mut raw, &mut out)?;
+    Ok(out)
 }
 
 /// `encode_segment` into reused buffers (`raw` is scratch): a batch's
 /// segment is megabytes, and fresh buffers of that size cost page faults.
-/// Leaves `out` empty if the records cannot be encoded.
-pub fn encode_segment_into(records: &[LogRecordRef], raw: &mut Vec<u8>, out: &mut Vec<u8>) {
+/// An error when the records cannot be encoded: the batch must then not be
+/// committed (the log is the source of truth).
+pub fn encode_segment_into(
+    records: &[LogRecordRef],
+    raw: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<(), SegmentError> {
     raw.clear();
     out.clear();
-    if rmp_serde::encode::write(raw, records).is_err() {
-        return;
-    }
+    rmp_serde::encode::write(raw, records)?;
     let head = ZSTD_MAGIC.len() + 4;
     out.resize(head + zstd::zstd_safe::compress_bound(raw.len()), 0);
     out[..ZSTD_MAGIC.len()].copy_from_slice(ZSTD_MAGIC);
     out[ZSTD_MAGIC.len()..head].copy_from_slice(&(raw.len() as u32).to_le_bytes());
-    match zstd::bulk::compress_to_buffer(raw, &mut out[head..], ZSTD_LEVEL) {
-        Ok(n) => out.truncate(head + n),
-        Err(_) => out.clear(),
-    }
+    let n = zstd::bulk::compress_to_buffer(raw, &mut out[head..], ZSTD_LEVEL)
+        .map_err(SegmentError::Zstd)?;
+    out.truncate(head + n);
+    Ok(())
 }
 
-/// Why a stored segment could not be read.
+/// Why a segment could not be read (or written).
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
     #[error("lz4: {0}")]
@@ -117,6 +120,8 @@ pub enum SegmentError {
     Truncated,
     #[error("msgpack: {0}")]
     MsgPack(#[from] rmp_serde::decode::Error),
+    #[error("cannot encode: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
 }
 
 /// Decodes a segment: Zstandard, LZ4 (older logs) or plain.
@@ -175,7 +180,7 @@ mod tests {
                 value: v,
             })
             .collect();
-        let packed = encode_segment(&refs);
+        let packed = encode_segment(&refs).unwrap();
         let plain = rmp_serde::to_vec(&refs).unwrap();
         assert!(
             packed.len() < plain.len() / 2,

@@ -293,6 +293,6 @@ async fn replay(
     let mut rows = BTreeMap::new();
     projector.drain_dirty(&mut |view, key, bytes| {
         rows.insert(view_key(view, key), Bytes::from(bytes));
-    });
+    })?;
     Ok((rows, replayed))
 }

@@ -326,7 +326,7 @@ mod tests {
         let key = "s1\u{1f}ValueError\u{1f}bad row <n>";
         let grp = g.row::<ExceptionGroupView>(key);
         assert_eq!(grp.count, 3000);
-        let bytes = crate::projection::encode_row(&grp).len();
+        let bytes = crate::projection::encode_row(&grp).unwrap().len();
         assert!(bytes < 300, "group row of {bytes} bytes");
         let (w, s) = members(&g, key);
         assert_eq!((w.len(), s.len()), (7, 1000));

@@ -266,7 +266,7 @@ mod tests {
     fn stages_known_before_a_reload_are_not_counted_again() {
         use crate::projection::encode_row;
         let g = given(&[job_started(100.0, 1, &["a", "b"])]);
-        let stored = encode_row(&g.job());
+        let stored = encode_row(&g.job()).unwrap();
         // Loaded from its bytes: the hashed index starts empty.
         let rows = over_stored(
             "job",

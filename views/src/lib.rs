@@ -32,7 +32,8 @@ pub mod worker;
 
 pub use event::{Kind, Message, Payload};
 pub use projection::{
-    decode_row, encode_row, DeadLetter, Envelope, Input, Interest, Keys, Projection, Record,
+    decode_row, encode_row, DeadLetter, EncodeError, Envelope, Input, Interest, Keys, Projection,
+    Record,
 };
 pub use projector::Projector;
 pub use runtime::{DynView, ViewCache};

@@ -251,7 +251,7 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, input: &Input, rows: &mut [&mut Self::Row]);
     /// A row's stored bytes: [`encode_row`]'s. A view with many large rows
     /// may write the same bytes faster by hand.
-    fn encode(row: &Self::Row) -> Vec<u8> {
+    fn encode(row: &Self::Row) -> Result<Vec<u8>, rmp_serde::encode::Error> {
         encode_row(row)
     }
 }
@@ -260,14 +260,22 @@ pub trait Projection: Send + Sync + 'static {
 /// are `#[serde(default)]`, so a field added at the end of a row type still
 /// reads older rows. Row fields must never be skipped when serializing (that
 /// would shift the array positions).
-pub fn encode_row<R: Serialize>(row: &R) -> Vec<u8> {
+pub fn encode_row<R: Serialize>(row: &R) -> Result<Vec<u8>, rmp_serde::encode::Error> {
     // Room for a typical row at once, not four or five regrowths.
     let mut out = Vec::with_capacity(ROW_BYTES);
-    // Rows are plain data: serialization cannot fail.
-    match rmp_serde::encode::write(&mut out, row) {
-        Ok(()) => out,
-        Err(_) => Vec::new(),
-    }
+    rmp_serde::encode::write(&mut out, row)?;
+    Ok(out)
+}
+
+/// A changed row that could not be encoded (a row type serde cannot
+/// write): the batch it belongs to must not be committed.
+#[derive(Debug, thiserror::Error)]
+#[error("view {view} row {key:?} cannot be encoded: {source}")]
+pub struct EncodeError {
+    pub view: &'static str,
+    pub key: String,
+    #[source]
+    pub source: rmp_serde::encode::Error,
 }
 
 /// Bytes reserved for an encoded row before encoding it.
@@ -323,6 +331,18 @@ mod tests {
     use super::{dec20, hex16, Input, Interest, Keys, Projection, Record};
     use crate::testkit::{checkpoint, job_completed, scenario, stage_started, Ev};
     use crate::Message;
+
+    #[test]
+    fn a_row_serde_cannot_write_is_an_error_not_empty_bytes() {
+        struct Unwritable;
+        impl serde::Serialize for Unwritable {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("unwritable"))
+            }
+        }
+        let e = super::encode_row(&Unwritable).unwrap_err();
+        assert!(e.to_string().contains("unwritable"), "{e}");
+    }
 
     /// Asserts that `p` lists no row for any record its interest leaves out.
     fn never_misses<P: Projection>(p: P, inputs: &[Input]) {

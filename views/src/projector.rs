@@ -3,7 +3,7 @@
 //! registry order. Pure; the engine loads missing rows before `apply` and
 //! stores the changed rows after.
 
-use crate::projection::{Input, Interest, Record};
+use crate::projection::{EncodeError, Input, Interest, Record};
 use crate::runtime::{DynView, ViewCache};
 use crate::sequences::{Sequences, Verdict};
 
@@ -192,18 +192,23 @@ impl Projector {
     }
 
     /// Hands every changed row to `out` as `(view, key, bytes)`: the
-    /// sequence tracker's first, then each view's in registry order.
-    pub fn drain_dirty(&mut self, out: &mut dyn FnMut(&'static str, &str, Vec<u8>)) {
+    /// sequence tracker's first, then each view's in registry order. A row
+    /// that cannot be encoded is an error, and the batch must not be
+    /// committed.
+    pub fn drain_dirty(
+        &mut self,
+        out: &mut dyn FnMut(&'static str, &str, Vec<u8>),
+    ) -> Result<(), EncodeError> {
         let dirty: usize =
             self.sequences.dirty() + self.views.iter().map(|v| v.dirty()).sum::<usize>();
         let (emit, name) = (self.emit_sequences, self.sequences.name());
         if dirty < PARALLEL_MIN {
-            drain_tracker(&mut self.sequences, emit, &mut |k, b| out(name, k, b));
+            drain_tracker(&mut self.sequences, emit, &mut |k, b| out(name, k, b))?;
             for v in &mut self.views {
                 let name = v.name();
-                v.drain_dirty(&mut |k, b| out(name, k, b));
+                v.drain_dirty(&mut |k, b| out(name, k, b))?;
             }
-            return;
+            return Ok(());
         }
         // Rows encoded on two threads (the tracker's with the first
         // group's: about as much as the second's), handed out in order.
@@ -212,22 +217,24 @@ impl Projector {
             .views
             .iter_mut()
             .partition(|v| !SECOND_GROUP.contains(&v.name()));
-        let (tracker, mut a, b) = std::thread::scope(|s| {
+        let (tracker, a, b) = std::thread::scope(|s| {
             let other = s.spawn(|| encode(theirs));
             let mut rows = Vec::with_capacity(if emit { self.sequences.dirty() } else { 0 });
             let keep = &mut |k: &str, b| rows.push((k.to_owned(), b));
-            drain_tracker(&mut self.sequences, emit, keep);
-            ((name, rows), encode(mine), other.join())
+            let tracker = drain_tracker(&mut self.sequences, emit, keep).map(|()| (name, rows));
+            (tracker, encode(mine), other.join())
         });
+        let (tracker, mut a) = (tracker?, a?);
         // A view never panics; if one did, its rows are lost to this
         // batch's write and the panic is raised again here.
-        a.extend(b.unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        a.extend(b.unwrap_or_else(|p| std::panic::resume_unwind(p))?);
         a.sort_by_key(|(name, _)| order.iter().position(|n| n == name));
         for (name, rows) in std::iter::once(tracker).chain(a) {
             for (k, b) in rows {
                 out(name, &k, b);
             }
         }
+        Ok(())
     }
 
     /// Bounds every cache to about `max_rows` rows.
@@ -253,11 +260,12 @@ fn drain_tracker(
     sequences: &mut ViewCache<Sequences>,
     emit: bool,
     out: &mut dyn FnMut(&str, Vec<u8>),
-) {
+) -> Result<(), EncodeError> {
     if emit {
-        sequences.drain_dirty(out);
+        sequences.drain_dirty(out)
     } else {
         sequences.forget_dirty();
+        Ok(())
     }
 }
 
@@ -265,13 +273,13 @@ fn drain_tracker(
 type Encoded = (&'static str, Vec<(String, Vec<u8>)>);
 
 /// Each view's changed rows, encoded, with their keys.
-fn encode(group: Group) -> Vec<Encoded> {
+fn encode(group: Group) -> Result<Vec<Encoded>, EncodeError> {
     group
         .into_iter()
         .map(|v| {
             let mut rows = Vec::with_capacity(v.dirty());
-            v.drain_dirty(&mut |k, b| rows.push((k.to_owned(), b)));
-            (v.name(), rows)
+            v.drain_dirty(&mut |k, b| rows.push((k.to_owned(), b)))?;
+            Ok((v.name(), rows))
         })
         .collect()
 }
@@ -458,11 +466,12 @@ mod tests {
         let mut once = std::collections::BTreeMap::new();
         p.drain_dirty(&mut |v, k, b| {
             once.insert((v, k.to_owned()), b);
-        });
+        })
+        .unwrap();
         assert_eq!(&once, each.bytes());
         // Nothing left to drain.
         let mut more = 0;
-        p.drain_dirty(&mut |_, _, _| more += 1);
+        p.drain_dirty(&mut |_, _, _| more += 1).unwrap();
         assert_eq!(more, 0);
     }
 
@@ -530,7 +539,8 @@ mod tests {
             p.drain_dirty(&mut |v, k, b| {
                 dirty += 1;
                 rows.insert((v, k.to_owned()), b);
-            });
+            })
+            .unwrap();
             assert!(first > 2000 || dirty >= super::PARALLEL_MIN, "{dirty}");
         }
         assert_eq!(outcomes, one_by_one.outcomes());
@@ -548,7 +558,8 @@ mod tests {
         let mut some = std::collections::BTreeMap::new();
         p.drain_dirty(&mut |v, k, b| {
             some.insert((v, k.to_owned()), b);
-        });
+        })
+        .unwrap();
         let want: std::collections::BTreeMap<_, _> = all
             .bytes()
             .iter()

@@ -39,7 +39,7 @@ fn key_hash(key: &str) -> u64 {
     h.finish()
 }
 
-use crate::projection::{decode_row, Input, Interest, Keys, Projection};
+use crate::projection::{decode_row, EncodeError, Input, Interest, Keys, Projection};
 
 struct Slot<R> {
     key: Box<str>,
@@ -192,8 +192,9 @@ pub trait DynView: Send + Sync {
     fn interest(&self) -> Interest;
     /// Applies one input.
     fn apply(&mut self, input: &Input);
-    /// Hands every row changed since the last call to `out`, encoded.
-    fn drain_dirty(&mut self, out: &mut dyn FnMut(&str, Vec<u8>));
+    /// Hands every row changed since the last call to `out`, encoded; stops
+    /// at a row that cannot be encoded.
+    fn drain_dirty(&mut self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError>;
     /// Shrinks the cache to about `max_rows` rows (dirty rows are kept).
     fn evict(&mut self, max_rows: usize);
     /// Number of cached rows.
@@ -254,18 +255,24 @@ impl<P: Projection> DynView for ViewCache<P> {
         self.with_rows(input, |p, i, rows| p.apply(i, rows));
     }
 
-    fn drain_dirty(&mut self, out: &mut dyn FnMut(&str, Vec<u8>)) {
+    fn drain_dirty(&mut self, out: &mut dyn FnMut(&str, Vec<u8>)) -> Result<(), EncodeError> {
         // Sorted keys keep the write order (and so the batch) deterministic.
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable_by(|a, b| self.slots[*a].key.cmp(&self.slots[*b].key));
         for &pos in &dirty {
             let slot = &mut self.slots[pos];
             slot.dirty = false;
-            out(&slot.key, P::encode(&slot.row));
+            let bytes = P::encode(&slot.row).map_err(|source| EncodeError {
+                view: P::NAME,
+                key: slot.key.to_string(),
+                source,
+            })?;
+            out(&slot.key, bytes);
         }
         dirty.clear();
         self.dirty = dirty;
         self.generation += 1;
+        Ok(())
     }
 
     fn evict(&mut self, max_rows: usize) {
@@ -380,7 +387,8 @@ mod tests {
             p.apply(seq, entry);
             p.drain_dirty(&mut |v, k, b| {
                 store.insert((v, k.to_owned()), b);
-            });
+            })
+            .unwrap();
             p.evict(max_rows);
             // About `max_rows` per view (rows of one record share an age).
             assert!(
@@ -412,7 +420,7 @@ mod tests {
         for (i, ev) in evs.iter().enumerate() {
             apply(&mut p, i as u64 + 1, ev);
         }
-        p.drain_dirty(&mut |_, _, _| {});
+        p.drain_dirty(&mut |_, _, _| {}).unwrap();
         let before = p.cached();
         p.evict(100_000);
         // The 500 history entries went; the worker's and the rest stayed,
@@ -437,7 +445,7 @@ mod tests {
             );
         }
         apply(&mut p, 1, &worker_started("w1", "s1", 1.0, 1));
-        p.drain_dirty(&mut |_, _, _| {});
+        p.drain_dirty(&mut |_, _, _| {}).unwrap();
         p.evict(0);
         assert!(p.may_miss(), "an evicted row must be asked for");
     }
@@ -459,7 +467,8 @@ mod tests {
         let mut rows = Store::new();
         p.drain_dirty(&mut |v, k, b| {
             rows.insert((v, k.to_owned()), b);
-        });
+        })
+        .unwrap();
         let w: crate::worker::WorkerRow =
             crate::decode_row(&rows[&("worker", "w1".to_owned())]).unwrap();
         assert_eq!(w.worker_id, "w1");

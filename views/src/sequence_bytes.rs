@@ -14,11 +14,10 @@ const SEEN_BYTES: usize = 9 + 5 + 1 + 5 + 9 + 9;
 const RUN_BYTES: usize = 1 + 9 + 9 + 9;
 
 /// `encode_row(row)`, byte for byte.
-pub fn encode(row: &SequenceRow) -> Vec<u8> {
+pub fn encode(row: &SequenceRow) -> Result<Vec<u8>, rmp_serde::encode::Error> {
     let mut out = Vec::with_capacity(10 + row.runs.len() * RUN_BYTES + row.seen.len() * SEEN_BYTES);
-    // Writing to a `Vec` cannot fail.
-    let _ = write(&mut out, row);
-    out
+    write(&mut out, row).map_err(rmp_serde::encode::Error::InvalidValueWrite)?;
+    Ok(out)
 }
 
 fn write(out: &mut Vec<u8>, row: &SequenceRow) -> Result<(), rmp::encode::ValueWriteError> {
@@ -88,8 +87,8 @@ mod tests {
     fn rows_are_written_exactly_as_serde_writes_them() {
         let mut r = Lcg(7);
         assert_eq!(
-            encode(&SequenceRow::default()),
-            encode_row(&SequenceRow::default())
+            encode(&SequenceRow::default()).unwrap(),
+            encode_row(&SequenceRow::default()).unwrap()
         );
         for case in 0..2000 {
             let runs = (0..r.next() % 4)
@@ -116,7 +115,11 @@ mod tests {
                 seen.push((seq, fingerprint));
             }
             let row = SequenceRow { runs, seen };
-            assert_eq!(encode(&row), encode_row(&row), "case {case}: {row:?}");
+            assert_eq!(
+                encode(&row).unwrap(),
+                encode_row(&row).unwrap(),
+                "case {case}: {row:?}"
+            );
         }
     }
 }

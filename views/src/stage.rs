@@ -721,7 +721,7 @@ mod tests {
         let s = stage(&g, "s1");
         assert_eq!(totals(&s), (20_000, 18_000, 20_000, 2000, 2000));
         assert!(s.workers.is_empty());
-        let bytes = crate::projection::encode_row(&s).len();
+        let bytes = crate::projection::encode_row(&s).unwrap().len();
         assert!(bytes < 200, "stage row of {bytes} bytes");
         // One share row per worker, and only the last worker's rows change
         // with its report.
@@ -776,7 +776,7 @@ mod tests {
             worker_metrics("w2", "s1", 3.0, 2, 8, 7),
             worker_started("w3", "s1", 3.0, 1),
         ];
-        let rows = over_stored("stage", &[("s1", encode_row(&old))], 10, &later);
+        let rows = over_stored("stage", &[("s1", encode_row(&old).unwrap())], 10, &later);
         let decode = |k: &str| -> StageRow { crate::projection::decode_row(&rows[k]).unwrap() };
         let s = decode("s1");
         // w2 moved out to its own row, w1 (silent) stays inside, w3 is new.

@@ -343,7 +343,8 @@ pub fn over_stored(
         if v == view {
             rows.insert(key.to_owned(), bytes);
         }
-    });
+    })
+    .unwrap();
     rows
 }
 
@@ -356,13 +357,15 @@ impl Given {
             let outcome = apply(&mut self.projector, self.seq, ev);
             self.outcomes.push(outcome);
             let (rows, changed) = (&mut self.rows, &mut self.changed);
-            self.projector.drain_dirty(&mut |view, key, bytes| {
-                let k = (view, key.to_owned());
-                if rows.get(&k) != Some(&bytes) {
-                    changed.insert(k.clone());
-                    rows.insert(k, bytes);
-                }
-            });
+            self.projector
+                .drain_dirty(&mut |view, key, bytes| {
+                    let k = (view, key.to_owned());
+                    if rows.get(&k) != Some(&bytes) {
+                        changed.insert(k.clone());
+                        rows.insert(k, bytes);
+                    }
+                })
+                .unwrap();
         }
         self
     }

@@ -572,7 +572,7 @@ mod tests {
         let g = given(&events);
         let row = g.row::<WorkerView>("w1");
         assert_eq!(row.exception_count, 2000);
-        let bytes = crate::projection::encode_row(&row).len();
+        let bytes = crate::projection::encode_row(&row).unwrap().len();
         assert!(bytes < 200, "worker row of {bytes} bytes");
         assert_eq!(worker(&g, "w1").events.len(), 2000);
         // One more entry changes the worker's row and adds one entry row.
@@ -599,7 +599,8 @@ mod tests {
             ..WorkerRow::default()
         };
         let mut p = Projector::new(false);
-        p.load("worker", "w1", Some(&encode_row(&old))).unwrap();
+        p.load("worker", "w1", Some(&encode_row(&old).unwrap()))
+            .unwrap();
         let later = exception("w1", "s1", 2.0, 1, "E", "b");
         let Ev::Msg(v) = &later else { unreachable!() };
         let text = v.to_string();
@@ -611,7 +612,7 @@ mod tests {
             !wanted.iter().any(|(view, _)| *view == "worker"),
             "{wanted:?}"
         );
-        let rows = over_stored("worker", &[("w1", encode_row(&old))], 7, &[later]);
+        let rows = over_stored("worker", &[("w1", encode_row(&old).unwrap())], 7, &[later]);
         let decode = |b: &Vec<u8>| -> WorkerRow { crate::projection::decode_row(b).unwrap() };
         let row = decode(&rows["w1"]);
         let own: Vec<WorkerEvent> = rows
