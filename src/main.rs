@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-/// mimalloc: the ingest loop allocates and frees many small strings and rows;
-/// glibc malloc took ~15 % of the decode+apply profile.
+/// mimalloc: the ingest loop allocates and frees many small strings and rows
+/// (figures: docs/performance.md, "Measured choices in the code").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -16,8 +16,7 @@ use sundial::{Cli, Command};
 
 /// Transparent huge pages off for this process. mimalloc madvises its arenas
 /// for them, so every page it touches again after returning it to the OS
-/// made the kernel zero 2 MiB: a quarter of `replay`'s profile (system time
-/// 1.6 s -> 0.4 s of 4.8 s CPU for 500 k events).
+/// made the kernel zero 2 MiB (figures: docs/performance.md, "Measured choices in the code").
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process.
@@ -38,11 +37,9 @@ extern "C" {
 /// mimalloc keeps the memory freed instead of returning it to the OS a
 /// second later. For replays, rebuilds and benches, batch jobs reusing
 /// the same amounts batch after batch, returning it cost a page fault per
-/// 4 KiB at the next batch: 381 k -> 268 k faults and 0.2-0.3 s less
-/// system time for a 5 M-event rebuild, 1-3 % faster in four interleaved
-/// pairs. Not for the daemon and the server, which run for days and
-/// should shrink back after a burst; a `MIMALLOC_PURGE_DELAY` the user
-/// set is left alone.
+/// 4 KiB at the next batch (figures: docs/performance.md, "Measured choices in the code"). Not for the daemon and the
+/// server, which run for days and should shrink back after a burst; a
+/// `MIMALLOC_PURGE_DELAY` the user set is left alone.
 fn keep_freed_memory() {
     // SAFETY: plain calls into the allocator's C API with an option number
     // and a value; setting this option is allowed at any time.
@@ -57,9 +54,8 @@ fn keep_freed_memory() {
 /// times them) run their tasks — reading the log ahead, SlateDB's writes
 /// and flushes — on one worker thread instead of one per core: their own
 /// threads (preparing the next batch, applying the views in two groups)
-/// already fill both cores, and fewer threads compete for them. 18
-/// interleaved pairs of rebuilds of a 5 M-event log: 13 faster, median
-/// +3-5 %, CPU -2-5 %. A `TOKIO_WORKER_THREADS` the user set is obeyed.
+/// already fill both cores, and fewer threads compete for them
+/// (figures: docs/performance.md, "Measured choices in the code"). A `TOKIO_WORKER_THREADS` the user set is obeyed.
 fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();

@@ -184,9 +184,8 @@ impl Preparer {
     /// [`Preparer::start`] decoding each batch on the preparing thread
     /// alone, for replays and rebuilds: the batches it prepares ahead
     /// already overlap the threads applying the views, which fill both
-    /// cores, and a third decoding thread only competed with them. Five
-    /// interleaved pairs of 5 M-event rebuilds: 1.09 -> 1.16 M events/s
-    /// median, CPU 8.6 -> 8.4 s, every pair faster.
+    /// cores, and a third decoding thread only competed with them
+    /// (figures: docs/performance.md, "Measured choices in the code").
     pub fn start_single(job_id: &str, next_seq: u64, log: bool) -> Result<Preparer> {
         Self::start_with(job_id, next_seq, log, false)
     }

@@ -22,9 +22,8 @@ use crate::store::view_store::{Handle, ViewStore};
 pub const DEFAULT_BATCH: usize = 16_384;
 
 /// Records a replay or rebuild applies before it commits them in one write
-/// (see [`Engine::group_commits`]): eight default batches. Against each
-/// batch alone, six interleaved rebuilds of a 5 M-event log each: median
-/// 910 k -> 983 k events/s, CPU 10.5 -> 9.5 s (four batches: 939 k, 10.2 s).
+/// (see [`Engine::group_commits`]): eight default batches, faster than
+/// each batch alone or four (figures: docs/performance.md, "Measured choices in the code").
 pub const GROUP: u64 = 8 * DEFAULT_BATCH as u64;
 
 /// What a replay did.

@@ -74,8 +74,7 @@ const ZSTD_MAGIC: &[u8] = b"\0ZST";
 /// Marks an LZ4-compressed segment, what was written before; still read.
 const LZ4_MAGIC: &[u8] = b"\0LZ4";
 /// Zstandard level of segments: level 1 compresses these records faster
-/// than LZ4 did (~630 against ~460 MB/s here) and twice as small (~7.9×
-/// against ~4.2×).
+/// than LZ4 did and twice as small (figures: docs/performance.md, "Measured choices in the code").
 const ZSTD_LEVEL: i32 = 1;
 
 /// Encodes a segment: MessagePack, compressed once here, so SlateDB moves

@@ -16,12 +16,10 @@ use crate::store::view_store::Handle;
 
 /// Log sequences between snapshots. `as_of=K` replays at most this many
 /// records (plus one ingest batch) from the nearest snapshot at or before
-/// K. Each snapshot flushes the memtable and pins its tables. Measured with
-/// `SUNDIAL_SNAPSHOT_EVERY=N sundial replay` of a 975 k-event realistic
-/// job: every 100 000 sequences halves the rate (217 k -> 109-113 k
-/// events/s, +40 % disk), every 250 000 costs within the run-to-run noise
-/// (168-180 k against 171-217 k without), and keeps the worst `as_of` to
-/// a quarter of a million records (about 1 s); a 10 M-event log holds 40.
+/// K. Each snapshot flushes the memtable and pins its tables: every
+/// 250 000 costs within the run-to-run noise where every 100 000 halved
+/// the rate, and keeps the worst `as_of` to a quarter of a million records
+/// (figures: docs/performance.md, "Measured choices in the code").
 pub const DEFAULT_EVERY: u64 = 250_000;
 
 /// The snapshot interval: `SUNDIAL_SNAPSHOT_EVERY` (log sequences; 0 =

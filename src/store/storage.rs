@@ -36,9 +36,8 @@ pub const REMOTE_FLUSH: Duration = Duration::from_secs(1);
 /// L0 tables a writer may hold before it waits for compaction (SlateDB's
 /// default is 8). Every view snapshot flushes the memtable into one, and
 /// the compactor looks for work every 5 s: a rebuild taking a snapshot
-/// every half second stalled at 8 for most of its time (4.87 M events
-/// with snapshots: 197 k events/s at 8, 522 k at 32; without snapshots
-/// 494 k). A point read checks each table's bloom filter first.
+/// every half second stalled at 8 for most of its time (figures: docs/performance.md, "Measured choices in the code").
+/// A point read checks each table's bloom filter first.
 pub const L0_MAX_SSTS: usize = 32;
 
 /// Bytes of SST blocks kept in memory, shared by every database this
@@ -50,8 +49,7 @@ pub const META_CACHE_BYTES: u64 = 64 << 20;
 /// The process's one cache of SST blocks, indexes and filters, for
 /// read-only handles (`serve`, `as_of`). Without it
 /// (SlateDB builds none unless asked) every read fetched its table's index,
-/// filter and block from the store again: `as_of` in the middle of a 2 M
-/// event log took 6-14 s of point reads, 0.9-1.1 s with it. One cache for
+/// filter and block from the store again (figures: docs/performance.md, "Measured choices in the code"). One cache for
 /// all handles, not SlateDB's default 640 MB each, so `serve`'s memory stays
 /// bounded however many attempts it opens.
 fn db_cache() -> Arc<dyn DbCache> {
@@ -286,8 +284,7 @@ impl Storage {
     /// [`Storage::open_writer`] for a replay or rebuild: without SlateDB's
     /// write-ahead log, writes become durable when the memtable is flushed
     /// (every 64 MB, at every view snapshot and at the end) instead of
-    /// being written twice, to the log first (4.87 M events from the log:
-    /// 551-554 k -> 599-609 k events/s). A crash loses what was not
+    /// being written twice, to the log first (figures: docs/performance.md, "Measured choices in the code"). A crash loses what was not
     /// flushed, never the consistency of what was: each flush holds whole
     /// batches, the position with them. Nobody follows a replay live.
     pub async fn open_bulk_writer(&self, job: &str, attempt: &str) -> Result<Db> {
@@ -315,7 +312,7 @@ impl Storage {
         let db = Db::builder(self.db_path(job, attempt), self.store.clone())
             .with_settings(settings)
             // The writer reads little (rows its cache evicted); a block
-            // cache there cost 10 % of `replay`'s rate.
+            // cache there slowed `replay` down (docs/performance.md).
             .with_db_cache_disabled()
             .build()
             .await?;

@@ -103,8 +103,7 @@ impl Handle {
     /// [`Handle::scan`] for a single pass over much data (a copy of a whole
     /// log): its blocks are not cached, where they would only push out the
     /// blocks pages read again and hold memory that each new block then
-    /// faults in afresh (a 5 M-event rebuild: 270 k -> 200 k page faults,
-    /// 1.1 -> 0.8 GB resident).
+    /// faults in afresh (figures: docs/performance.md, "Measured choices in the code").
     pub async fn scan_once(&self, start: Vec<u8>, end: Vec<u8>) -> Result<Scan> {
         self.scan_with(start, end, false).await
     }

@@ -3,9 +3,8 @@
 //! a few percent, but 5.7–7 µs each the generic way for its free-form
 //! partition map, which stays text here) written for their exact shape:
 //! first in their producer's key order (`in_order.rs`, one comparison per
-//! key), then in any order; on the criterion stream (all message types)
-//! 3.2 against 1.2 M records/s for serde_json alone, one core (2026-12-05,
-//! `cargo bench --bench decode_apply -- decode_json`). It only
+//! key), then in any order, about 2.7 times serde_json's rate
+//! (figures: docs/performance.md, "Measured choices in the code"). It only
 //! ever answers what that path would: on anything it is not sure of (an
 //! escape, an exponent, a negative number, an unknown or repeated key,
 //! another message type) it declines, and `codec::decode` decodes the
