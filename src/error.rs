@@ -34,13 +34,13 @@ pub enum Error {
     Encode(String),
     #[error("corrupt stored data at key={key}: {detail}")]
     Corrupt { key: String, detail: String },
-    #[error("busy: job={job} attempt={attempt} is being projected by {holder}; stop that projector first, or pass another --attempt")]
+    #[error("busy: job={job} attempt={attempt} is being written by {holder}; stop that writer first, or pass another --attempt")]
     Busy {
         job: String,
         attempt: String,
         holder: String,
     },
-    #[error("fenced: another writer opened this attempt (job={job} attempt={attempt}); only one projector may write an attempt")]
+    #[error("fenced: another writer opened this attempt (job={job} attempt={attempt}); only one writer (project, replay) may write an attempt at a time")]
     Fenced { job: String, attempt: String },
 }
 
@@ -68,6 +68,20 @@ impl Error {
             | Error::Encode(_)
             | Error::Fenced { .. }
             | Error::Busy { .. } => ErrorKind::Fatal,
+        }
+    }
+
+    /// This error, or the one-line `Fenced` error for `job`/`attempt` when
+    /// it says a newer writer fenced this one off (SlateDB's own text is
+    /// `Closed error: detected newer DB client`).
+    pub fn or_fenced(self, job: &str, attempt: &str) -> Error {
+        if self.is_fenced() {
+            Error::Fenced {
+                job: job.to_owned(),
+                attempt: attempt.to_owned(),
+            }
+        } else {
+            self
         }
     }
 

@@ -40,7 +40,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use store::lease::{self, Lease};
 pub use store::storage::{Storage, LOCAL_FLUSH, READER_POLL, SUMMARY_OBJECT};
 pub use store::view_store::{Handle, ViewStore};
-pub use store::{event_log, snapshots};
+pub use store::{attempt_state, event_log, snapshots};
 
 // Ingest.
 pub use ingest::engine::Engine;
@@ -51,7 +51,7 @@ pub use ingest::{codec, decode, source};
 pub use query::{api, summary};
 pub use replay::log::{replay_from_log, SeqRange};
 pub use replay::rebuild::rebuild_views;
-pub use replay::target::{replay_batches, replay_file, Summary, DEFAULT_BATCH};
+pub use replay::target::{replay_batches, replay_file, ReplayOptions, Summary, DEFAULT_BATCH};
 pub use time_travel::as_of;
 
 // Serving, the daemon, the command line.

@@ -28,7 +28,7 @@ use crate::serve::catalog::Catalog;
 use crate::serve::http::{self, AppState, LiveFeed};
 use crate::serve::prometheus::{Metrics, StageFigures};
 use crate::store::event_log::AttemptMeta;
-use crate::store::lease::Lease;
+use crate::store::lease::{Lease, Writer};
 use crate::store::storage::Storage;
 use crate::store::view_store::{Handle, ViewStore};
 
@@ -111,12 +111,19 @@ pub async fn run(
         ),
         None => None,
     };
-    let lease = Lease::acquire(&o.storage, &o.job, &attempt, o.lease_interval).await?;
+    let lease = Lease::acquire(
+        &o.storage,
+        &o.job,
+        &attempt,
+        o.lease_interval,
+        Writer::Project,
+    )
+    .await?;
     let result = run_leased(&o, &attempt, &source, listener, &lease, shutdown).await;
     lease.release().await;
     result
         .map(|s| (attempt.clone(), s))
-        .map_err(|e| fenced_or(e, &o.job, &attempt))
+        .map_err(|e| e.or_fenced(&o.job, &attempt))
 }
 
 async fn run_leased(
@@ -137,6 +144,7 @@ async fn run_leased(
         attempt_id: attempt.to_owned(),
         created_ms: now_ms(),
         source: source.to_owned(),
+        in_progress: false,
     };
     let engine = Engine::open(db.clone(), meta).await?;
     let store = Arc::new(ViewStore::open(Handle::Writer(db.clone()), &o.job, attempt).await?);
@@ -200,17 +208,6 @@ async fn run_leased(
     flushed?;
     closed?;
     Ok(summary)
-}
-
-fn fenced_or(e: Error, job: &str, attempt: &str) -> Error {
-    if e.is_fenced() {
-        Error::Fenced {
-            job: job.to_owned(),
-            attempt: attempt.to_owned(),
-        }
-    } else {
-        e
-    }
 }
 
 struct Daemon<'o> {

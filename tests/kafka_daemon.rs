@@ -121,7 +121,7 @@ fn a_second_projector_is_refused_and_the_first_goes_on() {
     let line = failed_with_one_line(&out);
     assert!(
         line.starts_with("error: busy: job=fx_autoscale attempt=")
-            && line.contains("stop that projector"),
+            && line.contains("stop that writer"),
         "one-line refusal, got: {line}"
     );
     // The first one still consumes, to the end.

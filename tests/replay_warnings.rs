@@ -1,7 +1,8 @@
 //! What `sundial replay` tells its user beside the summary line: a replay
 //! whose every record is a dead letter (the records of another job, most
 //! often a mistyped `--job`) says so on stderr and names the reason, and a
-//! sound replay says nothing of the kind.
+//! replay with some dead letters says how many (a clean one says nothing:
+//! `replay_bad_records`).
 
 #[path = "common/daemon.rs"]
 mod daemon;
@@ -52,7 +53,7 @@ fn a_replay_of_another_jobs_records_warns_and_names_the_job() {
 }
 
 #[test]
-fn a_sound_replay_gives_no_warning() {
+fn a_replay_with_some_dead_letters_says_how_many() {
     let scratch = tempfile::tempdir().unwrap();
     let out = replay_ok(
         scratch.path(),
@@ -60,7 +61,19 @@ fn a_sound_replay_gives_no_warning() {
         10_000,
         &["--input", &fixture()],
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("warning:"), "{stderr}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(" applied=0 "));
+    // The fixture's 8 poison records (see replay-fixtures/README.md).
+    assert!(stdout.contains(" dead_letters=8 "), "{stdout}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0]
+            .starts_with("warning: 8 of the 5878 records are dead letters, stored and listed"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(" applied=0 "));
 }

@@ -436,6 +436,7 @@ async function configPage(ctx) {
       panel("Attempts", table([
         { label: "Attempt", cell: a => link(J(ctx.job) + qs({ attempt: a.attempt_id }), a.attempt_id) },
         { label: "Status", cell: a => badge(a.status) },
+        { label: "State", cell: a => a.state === "complete" ? "complete" : badge(a.state.toUpperCase()) },
         { label: "Source", cell: a => a.source },
         { label: "Log offset", n: 1, cell: a => fmt.int(a.log_offset) },
       ], att.items))),

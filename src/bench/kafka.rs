@@ -115,6 +115,7 @@ fn start_daemon(
             group_id: format!("sundial-bench-{job}"),
             resume: ResumeMode::Reread,
             extra: Vec::new(),
+            max_record_bytes: sundial::source::limit::DEFAULT_MAX_RECORD_BYTES,
         },
         attempt: Some("bench".into()),
         new_attempt: false,

@@ -107,8 +107,7 @@ pub async fn run(events: usize, dir: &str, as_of_only: bool) -> Result<()> {
 async fn rebuild_into_new(storage: &Storage, base: &Path) -> Result<()> {
     let all = SeqRange::new(None, None)?;
     let cpu = crate::bench::cpu::Meter::start();
-    let (_, s) =
-        sundial::replay_from_log(storage, JOB, "source", all, Some("rebuild"), false).await?;
+    let (_, s) = sundial::replay_from_log(storage, JOB, "source", all, into("rebuild")).await?;
     println!("rebuild every view from the log (new attempt, with snapshots): {s}");
     println!("  {}", cpu.per_event(s.totals.records));
     println!(
@@ -120,8 +119,7 @@ async fn rebuild_into_new(storage: &Storage, base: &Path) -> Result<()> {
     // environment concurrently while the bench runs.
     std::env::set_var("SUNDIAL_SNAPSHOT_EVERY", "0");
     let cpu = crate::bench::cpu::Meter::start();
-    let (_, s) =
-        sundial::replay_from_log(storage, JOB, "source", all, Some("nosnap"), false).await?;
+    let (_, s) = sundial::replay_from_log(storage, JOB, "source", all, into("nosnap")).await?;
     std::env::remove_var("SUNDIAL_SNAPSHOT_EVERY");
     println!("rebuild every view from the log (new attempt, no snapshots):   {s}");
     println!("  {}", cpu.per_event(s.totals.records));
@@ -131,4 +129,12 @@ async fn rebuild_into_new(storage: &Storage, base: &Path) -> Result<()> {
     );
 
     Ok(())
+}
+
+/// Options of a rebuild into a new attempt named `attempt`.
+fn into(attempt: &str) -> sundial::ReplayOptions<'_> {
+    sundial::ReplayOptions {
+        attempt: Some(attempt),
+        ..Default::default()
+    }
 }

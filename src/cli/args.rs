@@ -119,6 +119,10 @@ pub struct ProjectArgs {
     /// is one object write): a restart after a crash waits three of them.
     #[arg(long)]
     pub lease_ms: Option<u64>,
+    /// The largest record taken whole, in bytes; a longer one is stored
+    /// cut to its first 1 KiB and becomes a dead letter saying why.
+    #[arg(long, default_value_t = crate::ingest::source::limit::DEFAULT_MAX_RECORD_BYTES, env = "SUNDIAL_MAX_RECORD_BYTES")]
+    pub max_record_bytes: usize,
 }
 
 /// `sundial replay`: from a file, a topic or an attempt's log into a new
@@ -161,9 +165,20 @@ pub struct ReplayArgs {
     /// latest attempt) in place from its own log; other views untouched.
     #[arg(long, conflicts_with_all = ["input", "brokers", "from_log", "from_offset", "to_offset"])]
     pub views: Option<String>,
-    /// Attempt id to write (default: a new one from the clock).
+    /// Attempt id to write (default: a new one from the clock). An attempt
+    /// that already holds records is refused unless --resume is given.
     #[arg(long)]
     pub attempt: Option<String>,
+    /// Continue --attempt from its stored position when it already holds
+    /// records from the same source (a replay that stopped part-way):
+    /// records already applied are skipped, never applied twice.
+    #[arg(long, requires = "attempt", conflicts_with = "views")]
+    pub resume: bool,
+    /// The largest record taken whole from --input or --brokers, in bytes;
+    /// a longer one is stored cut to its first 1 KiB and becomes a dead
+    /// letter saying why (a log is replayed as stored).
+    #[arg(long, default_value_t = crate::ingest::source::limit::DEFAULT_MAX_RECORD_BYTES, env = "SUNDIAL_MAX_RECORD_BYTES")]
+    pub max_record_bytes: usize,
     /// Records per batch and log segment (--input); a replay commits
     /// batches ~131 k records at a time.
     #[arg(long, default_value_t = crate::replay::target::DEFAULT_BATCH)]

@@ -54,6 +54,7 @@ pub async fn project(a: ProjectArgs) -> Result<()> {
             topic,
             resume,
             extra,
+            max_record_bytes: a.max_record_bytes.max(1),
         },
         job: a.job.clone(),
         storage,
@@ -70,7 +71,7 @@ pub async fn project(a: ProjectArgs) -> Result<()> {
     };
     let (attempt, summary) = crate::project::run(opts, shutdown_signal()).await?;
     println!("job={} attempt={attempt} {summary}", a.job);
-    crate::cli::replay::warn_if_nothing_applied(&summary);
+    crate::cli::replay::warn_about_dead_letters(&summary);
     Ok(())
 }
 

@@ -167,6 +167,7 @@ pub async fn run(a: &DemoArgs, brokers: &str, job: &str) -> Result<()> {
             topic,
             resume: ResumeMode::Reread,
             extra: Vec::new(),
+            max_record_bytes: crate::ingest::source::limit::DEFAULT_MAX_RECORD_BYTES,
         },
         attempt: None,
         // Records just sent start a new attempt (an older one fed from a

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::ingest::source::file::FileSource;
 use crate::replay::log::SeqRange;
 use crate::replay::offsets::Offsets;
-use crate::replay::target::{Summary, Target};
+use crate::replay::target::{ReplayOptions, Summary, Target};
 use crate::replay::topic::TopicRange;
 use crate::store::storage::Storage;
 
@@ -74,22 +74,20 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
             a.job,
             views.join(",")
         );
-        warn_if_nothing_applied(&summary);
+        warn_about_dead_letters(&summary);
         return Ok(());
     }
     let (from_offset, to_offset) = offsets(&a)?;
+    let opts = ReplayOptions {
+        attempt: a.attempt.as_deref(),
+        resume: a.resume,
+        max_record_bytes: a.max_record_bytes.max(1),
+        progress,
+    };
     let (attempt, summary) = if let Some(from) = &a.from_log {
         let (lo, hi) = single(&from_offset, &to_offset)?;
         let range = SeqRange::new(lo, hi)?;
-        crate::replay::log::replay_from_log(
-            &storage,
-            &a.job,
-            from,
-            range,
-            a.attempt.as_deref(),
-            progress,
-        )
-        .await?
+        crate::replay::log::replay_from_log(&storage, &a.job, from, range, opts).await?
     } else if let Some(brokers) = &a.brokers {
         let topic = a
             .topic
@@ -110,19 +108,10 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
             from_time_ms,
             to_offset,
         };
-        crate::replay::topic::replay_topic(
-            &storage,
-            &a.job,
-            brokers,
-            &topic,
-            range,
-            a.attempt.as_deref(),
-            progress,
-        )
-        .await?
+        crate::replay::topic::replay_topic(&storage, &a.job, brokers, &topic, range, opts).await?
     } else if let Some(input) = &a.input {
         let (lo, hi) = single(&from_offset, &to_offset)?;
-        replay_file_range(&storage, &a, input, (lo, hi), progress).await?
+        replay_file_range(&storage, &a, input, (lo, hi), opts).await?
     } else {
         return Err(Error::invalid(
             "source",
@@ -130,12 +119,12 @@ pub async fn exec(a: ReplayArgs) -> Result<()> {
         ));
     };
     println!("job={} attempt={attempt} {summary}", a.job);
-    warn_if_nothing_applied(&summary);
+    warn_about_dead_letters(&summary);
     Ok(())
 }
 
-/// Says on stderr when a replay applied nothing (see [`Summary::warning`]).
-pub fn warn_if_nothing_applied(summary: &Summary) {
+/// Says on stderr when records became dead letters (see [`Summary::warning`]).
+pub fn warn_about_dead_letters(summary: &Summary) {
     if let Some(w) = summary.warning() {
         eprintln!("{w}");
     }
@@ -147,7 +136,7 @@ async fn replay_file_range(
     a: &ReplayArgs,
     input: &str,
     (from, to): (Option<u64>, Option<u64>),
-    progress: bool,
+    opts: ReplayOptions<'_>,
 ) -> Result<(String, Summary)> {
     // `Offsets::parse` keeps every number within i64.
     let from = from.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
@@ -158,15 +147,16 @@ async fn replay_file_range(
             format!("--to-offset {to} is below --from-offset {from}"),
         ));
     }
-    let mut source = FileSource::open(input)?;
-    let mut target = Target::open(
+    let mut source = FileSource::open(input)?.max_record_bytes(opts.max_record_bytes);
+    let mut target = Target::open_with(
         storage,
         &a.job,
-        a.attempt.as_deref(),
+        opts.attempt,
         &format!("file:{input}"),
+        opts.resume,
     )
     .await?;
-    if progress {
+    if opts.progress {
         target.show_progress(None);
     }
     let batch = a.batch.max(1);

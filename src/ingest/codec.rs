@@ -42,6 +42,9 @@ pub fn decode<'a>(
     content_type: Option<&str>,
     job_id: &str,
 ) -> Result<Message<'a>, String> {
+    if let Some(reason) = crate::ingest::source::limit::rejected(content_type) {
+        return Err(reason);
+    }
     let msg = match detect(bytes, content_type) {
         Some(Format::Json) => {
             // One UTF-8 check of the whole record lets serde_json skip its
@@ -65,8 +68,27 @@ pub fn decode<'a>(
             msg.job_id
         ));
     }
+    if !(0.0..MAX_TIMESTAMP).contains(&msg.timestamp) {
+        let t = msg.timestamp;
+        let shown = if t.abs() < 1e15 {
+            format!("{t}")
+        } else {
+            format!("{t:e}")
+        };
+        return Err(format!(
+            "timestamp={shown} is not seconds since the epoch before 2100 \
+             (0 to {MAX_TIMESTAMP}; milliseconds?)"
+        ));
+    }
     Ok(msg)
 }
+
+/// Event times at or past 2100-01-01T00:00:00Z (in seconds) make a record
+/// a dead letter, as negative ones do. Health is judged against the newest
+/// event time of the job, so one record from a producer sending
+/// milliseconds (~1.7e12), or a hostile 1e300, would otherwise call every
+/// other worker LOST for good.
+pub const MAX_TIMESTAMP: f64 = 4_102_444_800.0;
 
 /// A dead letter for `bytes` (with `content_type`, for job `job_id`)
 /// rejected for `reason`, with its envelope when that reads.
@@ -155,6 +177,33 @@ mod tests {
 
     fn reason(bytes: &[u8]) -> String {
         decode(bytes, None, "j").expect_err("must be rejected")
+    }
+
+    #[test]
+    fn event_times_past_2100_or_negative_are_dead_letters_with_the_reason() {
+        let with = |t: &str| OK.replace("\"timestamp\": 10.5", &format!("\"timestamp\": {t}"));
+        assert_eq!(
+            reason(with("1e300").as_bytes()),
+            "timestamp=1e300 is not seconds since the epoch before 2100 (0 to 4102444800; milliseconds?)"
+        );
+        assert!(
+            reason(with("1767772800000").as_bytes()).starts_with("timestamp=1767772800000 is not")
+        );
+        assert!(reason(with("-1").as_bytes()).starts_with("timestamp=-1 is not"));
+        assert!(reason(with("4102444800").as_bytes()).starts_with("timestamp=4102444800 is not"));
+        for ok in ["0", "1767772800.25", "4102444799.9"] {
+            assert!(decode(with(ok).as_bytes(), None, "j").is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_record_stored_cut_off_for_its_size_is_rejected_for_its_size() {
+        let (kept, ct) = crate::ingest::source::limit::oversize(OK.as_bytes(), 5_000_000, 1 << 20);
+        let why = decode(&kept, Some(&ct), "j").expect_err("oversized");
+        assert!(
+            why.starts_with("record of 5000000 bytes is over the limit"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -445,6 +445,7 @@ mod tests {
             attempt_id: "a1".into(),
             created_ms: 0,
             source: String::new(),
+            in_progress: false,
         };
         let mut engine = Engine::open(db.clone(), meta).await.unwrap();
         if pipelined {

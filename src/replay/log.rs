@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::ingest::record::SourceRecord;
-use crate::replay::target::{Summary, Target};
+use crate::replay::target::{ReplayOptions, Summary, Target};
 use crate::store::event_log::{decode_segment, segment_key, LogRecord, LOG_PREFIX};
 use crate::store::storage::Storage;
 use crate::store::view_store::{Handle, Scan};
@@ -156,15 +156,14 @@ pub fn to_source(r: LogRecord) -> SourceRecord {
     }
 }
 
-/// Replays sequences `range` of attempt `from_attempt`'s log into attempt
-/// `attempt` of `job` (a new one if `None`).
+/// Replays sequences `range` of attempt `from_attempt`'s log into an
+/// attempt of `job` as `opts` say (its records as stored: no size limit).
 pub async fn replay_from_log(
     storage: &Storage,
     job: &str,
     from_attempt: &str,
     range: SeqRange,
-    attempt: Option<&str>,
-    progress: bool,
+    opts: ReplayOptions<'_>,
 ) -> Result<(String, Summary)> {
     let reader = storage.open_reader(job, from_attempt).await?;
     let source = Handle::Reader(Arc::new(reader));
@@ -179,14 +178,15 @@ pub async fn replay_from_log(
             format!("--from-offset {} is past the log's end {last}", range.from),
         ));
     }
-    let mut target = Target::open(
+    let mut target = Target::open_with(
         storage,
         job,
-        attempt,
+        opts.attempt,
         &format!("log:{from_attempt}:{}..{}", range.from, range.to.min(last)),
+        opts.resume,
     )
     .await?;
-    if progress {
+    if opts.progress {
         target.show_progress(Some(range.to.min(last) + 1 - range.from));
     }
     let mut log = ReadAhead::start(LogReader::open_once(&source, range).await?);

@@ -18,7 +18,7 @@ use crate::ingest::record::SourceRecord;
 use crate::replay::log::{to_source, LogReader, ReadAhead, SeqRange};
 use crate::replay::target::{Summary, Target};
 use crate::store::event_log::{view_key, VIEW_PREFIX};
-use crate::store::lease::Lease;
+use crate::store::lease::{Lease, Writer};
 use crate::store::storage::Storage;
 use crate::store::view_store::Handle;
 
@@ -93,9 +93,19 @@ pub async fn rebuild_views(
         job,
         attempt,
         crate::store::lease::default_interval(storage),
+        Writer::Rebuild,
     )
     .await?;
-    let result = rebuild_leased(storage, job, attempt, views, progress).await;
+    // Half-rebuilt views are not the truth: readers prefer the attempt
+    // before this one until it is sealed again.
+    let result = async {
+        crate::store::attempt_state::begin(storage, job, attempt, None).await?;
+        let summary = rebuild_leased(storage, job, attempt, views, progress).await?;
+        crate::store::attempt_state::seal(storage, job, attempt).await?;
+        Ok(summary)
+    }
+    .await
+    .map_err(|e: Error| e.or_fenced(job, attempt));
     lease.release().await;
     result
 }

@@ -2,19 +2,21 @@
 //! recorded stream, then print one summary line. The same engine as the
 //! live projector, so a replay equals the live result byte for byte.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use crate::clock::{new_attempt_id, now_ms};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ingest::engine::{Engine, Totals};
 use crate::ingest::prepared::{Prepared, Preparer};
 use crate::ingest::record::SourceRecord;
 use crate::ingest::source::file::FileSource;
 use crate::replay::progress::Progress;
-use crate::store::event_log::AttemptMeta;
+use crate::store::event_log::{AttemptMeta, Position, ATTEMPT_KEY, POSITION_KEY};
+use crate::store::lease::{Lease, Writer};
 use crate::store::storage::Storage;
 use crate::store::view_store::{Handle, ViewStore};
 
@@ -26,6 +28,33 @@ pub const DEFAULT_BATCH: usize = 16_384;
 /// each batch alone or four (figures: docs/performance.md, "Measured choices in the code").
 pub const GROUP: u64 = 8 * DEFAULT_BATCH as u64;
 
+/// How a replay writes: into which attempt, whether it continues one that
+/// holds records, the largest record it takes whole, progress or not.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayOptions<'a> {
+    /// The attempt to write; `None` = a new one.
+    pub attempt: Option<&'a str>,
+    /// Continue an attempt that already holds records of the same source
+    /// from its stored position (see [`Target::open_with`]).
+    pub resume: bool,
+    /// The largest record taken whole from a file or a topic (a log is
+    /// replayed as stored).
+    pub max_record_bytes: usize,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+impl Default for ReplayOptions<'_> {
+    fn default() -> Self {
+        ReplayOptions {
+            attempt: None,
+            resume: false,
+            max_record_bytes: crate::ingest::source::limit::DEFAULT_MAX_RECORD_BYTES,
+            progress: false,
+        }
+    }
+}
+
 /// What a replay did.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -36,19 +65,27 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// A line for stderr when records came in but none was applied: every
-    /// one was a dead letter, most often because they belong to another
-    /// job than `--job`. Quietly storing a history of nothing but dead
-    /// letters would look like a job that never ran.
+    /// A line for stderr whenever records became dead letters: they are
+    /// stored and listed, but a replay that says nothing of them looks
+    /// whole. When none at all was applied it says so, most often because
+    /// the records belong to another job than `--job`: quietly storing a
+    /// history of nothing but dead letters would look like a job that
+    /// never ran.
     pub fn warning(&self) -> Option<String> {
         let t = &self.totals;
-        if t.applied > 0 || t.dead_letters == 0 {
+        if t.dead_letters == 0 {
             return None;
         }
         let reason = self.first_dead_letter.as_deref().unwrap_or("unknown");
+        if t.applied == 0 {
+            return Some(format!(
+                "warning: none of the {} records was applied, {} are dead letters (the first: {reason})",
+                t.records, t.dead_letters
+            ));
+        }
         Some(format!(
-            "warning: none of the {} records was applied, {} are dead letters (the first: {reason})",
-            t.records, t.dead_letters
+            "warning: {} of the {} records are dead letters, stored and listed under the job's dead-letters (the first: {reason})",
+            t.dead_letters, t.records
         ))
     }
 
@@ -119,6 +156,11 @@ pub async fn replay_batches(
 /// progress on stderr.
 pub struct Target {
     engine: Engine,
+    /// Held from before the first write until the attempt is sealed.
+    lease: Option<Lease>,
+    /// When resuming: per partition, the first offset not yet applied;
+    /// records below it are dropped, never applied twice.
+    skip_below: Option<BTreeMap<i32, i64>>,
     prep: Preparer,
     db: Arc<slatedb::Db>,
     storage: Storage,
@@ -130,27 +172,104 @@ pub struct Target {
 
 impl Target {
     /// Opens attempt `attempt` of `job` (a new one if `None`) to replay
-    /// records from `source` (recorded in the attempt's identity).
+    /// records from `source` (recorded in the attempt's identity); an
+    /// attempt that already holds records is refused.
     pub async fn open(
         storage: &Storage,
         job: &str,
         attempt: Option<&str>,
         source: &str,
     ) -> Result<Target> {
+        Self::open_with(storage, job, attempt, source, false).await
+    }
+
+    /// [`Target::open`]; with `resume`, an attempt that already holds
+    /// records of the same `source` is continued from its stored position
+    /// instead of refused (records below it are dropped as they come).
+    /// Takes the attempt's writer lease first (`busy:` while another
+    /// writer holds it) and marks the attempt in progress until sealed.
+    pub async fn open_with(
+        storage: &Storage,
+        job: &str,
+        attempt: Option<&str>,
+        source: &str,
+        resume: bool,
+    ) -> Result<Target> {
         crate::store::storage::validate_id("job id", job)?;
         let attempt = match attempt {
             Some(a) => a.to_owned(),
             None => new_attempt_id(&storage.list_attempts(job).await.unwrap_or_default()),
         };
-        let db = Arc::new(storage.open_bulk_writer(job, &attempt).await?);
+        crate::store::storage::validate_id("attempt id", &attempt)?;
+        // A missing bucket: one clear line before the lease's first write.
+        storage.check().await?;
+        let interval = crate::store::lease::default_interval(storage);
+        let lease = Lease::acquire(storage, job, &attempt, interval, Writer::Replay).await?;
+        match Self::open_leased(storage, job, &attempt, source, resume).await {
+            Ok(mut target) => {
+                target.lease = Some(lease);
+                Ok(target)
+            }
+            Err(e) => {
+                lease.release().await;
+                Err(e.or_fenced(job, &attempt))
+            }
+        }
+    }
+
+    async fn open_leased(
+        storage: &Storage,
+        job: &str,
+        attempt: &str,
+        source: &str,
+        resume: bool,
+    ) -> Result<Target> {
+        let skip_below = match held(storage, job, attempt).await? {
+            None => None,
+            Some((position, meta)) if resume && meta.source == source => {
+                tracing::info!(
+                    job,
+                    attempt,
+                    next_seq = position.next_seq,
+                    "resuming the attempt from its stored position"
+                );
+                Some(position.partitions)
+            }
+            Some((_, meta)) if resume => {
+                return Err(Error::invalid(
+                    "attempt",
+                    format!(
+                        "job={job} attempt={attempt} was fed from {}, not {source}; \
+                         --resume continues an attempt from the same source only: \
+                         leave out --attempt for a new attempt",
+                        meta.source
+                    ),
+                ))
+            }
+            Some((position, meta)) => {
+                return Err(Error::invalid(
+                    "attempt",
+                    format!(
+                        "job={job} attempt={attempt} already holds {} records (from {}); \
+                         a replay never applies records twice: pass --resume to continue \
+                         it from its stored position, or leave out --attempt for a new attempt",
+                        position.next_seq.saturating_sub(1),
+                        meta.source
+                    ),
+                ))
+            }
+        };
+        crate::store::attempt_state::begin(storage, job, attempt, Some(source)).await?;
+        let db = Arc::new(storage.open_bulk_writer(job, attempt).await?);
         let meta = AttemptMeta {
             job_id: job.to_owned(),
-            attempt_id: attempt.clone(),
+            attempt_id: attempt.to_owned(),
             created_ms: now_ms(),
             source: source.to_owned(),
+            in_progress: false,
         };
         let engine = Engine::open(db.clone(), meta).await?;
-        Target::start(storage, db, engine, attempt, true, Instant::now())
+        Target::start(storage, db, engine, attempt.to_owned(), true, Instant::now())
     }
 
     /// The target over `engine`, already open on `db` (attempt `attempt`
@@ -170,6 +289,8 @@ impl Target {
         let prep = Preparer::start_single(&job, engine.next_seq(), log)?;
         Ok(Target {
             engine,
+            lease: None,
+            skip_below,
             prep,
             db,
             storage: storage.clone(),
@@ -205,26 +326,61 @@ impl Target {
     /// stored again as they are when the batch lands on the same sequences.
     pub async fn ingest_segment(
         &mut self,
-        batch: Vec<SourceRecord>,
-        stored: Option<(u64, Bytes)>,
+        mut batch: Vec<SourceRecord>,
+        mut stored: Option<(u64, Bytes)>,
     ) -> Result<()> {
+        if let Some(skip) = &self.skip_below {
+            let before = batch.len();
+            batch.retain(|r| skip.get(&r.partition).is_none_or(|next| r.offset >= *next));
+            if batch.len() != before {
+                // Part of the segment is gone: it is encoded anew.
+                stored = None;
+            }
+        }
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some(p) = self.prep.push(batch, stored).await? {
+        if self.lease.as_ref().is_some_and(Lease::lost) {
+            return Err(self.fenced());
+        }
+        let pushed = self.prep.push(batch, stored).await;
+        if let Some(p) = pushed.map_err(|e| e.or_fenced(&self.job, &self.attempt))? {
             self.apply(&p).await?;
         }
         Ok(())
     }
 
+    fn fenced(&self) -> Error {
+        Error::Fenced {
+            job: self.job.clone(),
+            attempt: self.attempt.clone(),
+        }
+    }
+
     async fn apply(&mut self, p: &Prepared) -> Result<()> {
-        self.engine.ingest_prepared(p).await?;
+        let applied = self.engine.ingest_prepared(p).await;
+        applied.map_err(|e| e.or_fenced(&self.job, &self.attempt))?;
         self.progress.update(self.engine.totals().records);
         Ok(())
     }
 
-    /// Makes everything durable, closes the attempt; its id and the summary.
+    /// Makes everything durable, seals and closes the attempt, releases
+    /// its lease; its id and the summary.
     pub async fn finish(mut self) -> Result<(String, Summary)> {
+        let (job, attempt) = (self.job.clone(), self.attempt.clone());
+        let lease = self.lease.take();
+        let storage = self.storage.clone();
+        let result = self.seal().await.map_err(|e| e.or_fenced(&job, &attempt));
+        if result.is_ok() {
+            crate::store::attempt_state::seal(&storage, &job, &attempt).await?;
+        }
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        result
+    }
+
+    async fn seal(mut self) -> Result<(String, Summary)> {
         while let Some(p) = self.prep.recv().await? {
             self.apply(&p).await?;
         }
@@ -244,4 +400,32 @@ impl Target {
         self.db.close().await?;
         Ok((self.attempt, summary))
     }
+}
+
+/// The stored position and identity of an attempt that already holds
+/// records, read without opening it for writing (which would fence its
+/// writer and drop its sealed summary); `None` for a new or empty one.
+async fn held(
+    storage: &Storage,
+    job: &str,
+    attempt: &str,
+) -> Result<Option<(Position, AttemptMeta)>> {
+    if !storage.attempt_exists(job, attempt).await? {
+        return Ok(None);
+    }
+    let reader = storage.open_reader(job, attempt).await?;
+    let corrupt = |key: &str, e: rmp_serde::decode::Error| Error::Corrupt {
+        key: key.to_owned(),
+        detail: e.to_string(),
+    };
+    let position: Option<Position> = match reader.get(POSITION_KEY).await? {
+        Some(b) => Some(rmp_serde::from_slice(&b).map_err(|e| corrupt(POSITION_KEY, e))?),
+        None => None,
+    };
+    let meta: AttemptMeta = match reader.get(ATTEMPT_KEY).await? {
+        Some(b) => rmp_serde::from_slice(&b).map_err(|e| corrupt(ATTEMPT_KEY, e))?,
+        None => AttemptMeta::default(),
+    };
+    reader.close().await?;
+    Ok(position.filter(|p| p.next_seq > 1).map(|p| (p, meta)))
 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ingest::record::SourceRecord;
 use crate::ingest::source::kafka::{consumer_config, KafkaConfig, KafkaSource, ResumeMode};
 use crate::replay::offsets::Offsets;
-use crate::replay::target::{Summary, Target, DEFAULT_BATCH};
+use crate::replay::target::{ReplayOptions, Summary, Target, DEFAULT_BATCH};
 use crate::store::storage::Storage;
 
 /// Where a topic replay starts and ends.
@@ -151,15 +151,14 @@ fn offsets_for_time(
     Ok(out)
 }
 
-/// Replays `topic` into a new (or given) attempt of `job`.
+/// Replays `topic` into an attempt of `job` as `opts` say.
 pub async fn replay_topic(
     storage: &Storage,
     job: &str,
     brokers: &str,
     topic: &str,
     range: TopicRange,
-    attempt: Option<&str>,
-    progress: bool,
+    opts: ReplayOptions<'_>,
 ) -> Result<(String, Summary)> {
     crate::store::storage::validate_id("job id", job)?;
     let meta = metadata_consumer(brokers, job)?;
@@ -183,8 +182,9 @@ pub async fn replay_topic(
         .await
         .map_err(|e| Error::Unavailable(format!("kafka metadata task: {e}")))??
     };
-    let mut target = Target::open(storage, job, attempt, &format!("replay:kafka:{topic}")).await?;
-    if progress {
+    let source = format!("replay:kafka:{topic}");
+    let mut target = Target::open_with(storage, job, opts.attempt, &source, opts.resume).await?;
+    if opts.progress {
         target.show_progress(None);
     }
     let (tx, mut rx) = mpsc::channel::<Vec<SourceRecord>>(16);
@@ -194,6 +194,7 @@ pub async fn replay_topic(
         group_id: format!("sundial-replay-{job}"),
         resume: ResumeMode::Reread,
         extra: Vec::new(),
+        max_record_bytes: opts.max_record_bytes,
     };
     let mut source = KafkaSource::start(cfg, from.clone(), tx)?;
     // Per partition: one past the last offset to replay, once known.

@@ -1,7 +1,7 @@
 //! Which jobs and attempts exist under a storage URL, and their open
 //! read handles. A job resolves to its latest attempt by recorded creation
 //! time (not by name), read from the small `attempt.json` beside each
-//! attempt, so listing jobs opens only each job's latest attempt (older
+//! attempt, passing over a replay left unfinished (`attempt_state`), so listing jobs opens only each job's latest attempt (older
 //! attempts without `attempt.json` are opened once to read their identity).
 //! Open read-only handles live in a bounded cache: at most `max_open`, the
 //! least recently used closed first, idle ones closed after `idle`. Every
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 
 use crate::error::{Error, Result};
+use crate::store::attempt_state::{self, AttemptState};
 use crate::store::lease::LEASE_OBJECT;
 use crate::store::storage::{validate_id, Storage, READER_POLL};
 use crate::store::view_store::{Handle, ViewStore};
@@ -378,12 +379,23 @@ impl Catalog {
         if names.len() == 1 && !pinned {
             return Ok(names.into_iter().next());
         }
-        Ok(self
-            .attempt_ids(job)
-            .await?
-            .into_iter()
-            .next()
-            .map(|(a, _)| a))
+        let ids = self.attempt_ids(job).await?;
+        // A replay that died part-way is skipped for the last complete (or
+        // live) attempt before it; the newest one still stands when every
+        // attempt is unfinished.
+        for (a, _) in &ids {
+            let ours = self
+                .cache
+                .slots
+                .get(&(job.to_owned(), a.clone()))
+                .is_some_and(|s| s.pinned);
+            if ours
+                || attempt_state::state(&self.storage, job, a).await? != AttemptState::Unfinished
+            {
+                return Ok(Some(a.clone()));
+            }
+        }
+        Ok(ids.into_iter().next().map(|(a, _)| a))
     }
 
     /// A job's attempts, newest (by recorded creation) first, each opened.

@@ -511,13 +511,35 @@ async fn attempts(
         // stays bounded.
         let skip = page.skip().min(usize::MAX as u64) as usize;
         for (attempt, _) in list.into_iter().skip(skip).take(page.page_size as usize) {
-            let st = s.catalog.attempt(&job, &attempt).await?;
+            let state =
+                crate::store::attempt_state::state(s.catalog.storage(), &job, &attempt).await?;
+            let st = match s.catalog.attempt(&job, &attempt).await {
+                Ok(st) => st,
+                // A replay that died before its database existed.
+                Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
+                    let meta =
+                        crate::store::attempt_state::read_meta(s.catalog.storage(), &job, &attempt)
+                            .await?
+                            .unwrap_or_default();
+                    items.push(json!({
+                        "attempt_id": attempt,
+                        "created_ms": meta.created_ms,
+                        "source": meta.source,
+                        "status": "RUNNING",
+                        "state": state.name(),
+                        "log_offset": 0,
+                    }));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let j = st.job().await?;
             items.push(json!({
                 "attempt_id": st.meta.attempt_id,
                 "created_ms": st.meta.created_ms,
                 "source": st.meta.source,
                 "status": if j.status.is_empty() { "RUNNING".to_owned() } else { j.status },
+                "state": state.name(),
                 "log_offset": j.log_offset,
             }));
         }

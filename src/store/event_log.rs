@@ -51,6 +51,12 @@ pub struct AttemptMeta {
     pub created_ms: u64,
     /// Where its records came from (`file:…`, `kafka:…`, `log:…`).
     pub source: String,
+    /// In `attempt.json` only: true from a replay's (or an in-place view
+    /// rebuild's) first write until it sealed the attempt (see
+    /// `attempt_state`); false (and left out) for complete attempts and
+    /// the daemon's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_progress: bool,
 }
 
 /// Key of the segment whose last record has sequence `last_seq`.

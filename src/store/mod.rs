@@ -8,6 +8,7 @@
 //! it: it knows no source, no engine, no answer, no time travel (a read
 //! layer plugs in through `view_store::ReadLayer`).
 
+pub mod attempt_state;
 pub mod event_log;
 pub mod lease;
 mod log_record;

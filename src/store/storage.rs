@@ -327,6 +327,7 @@ impl Storage {
                 attempt_id: attempt.to_owned(),
                 created_ms,
                 source: String::new(),
+                in_progress: false,
             };
             let bytes = serde_json::to_vec(&meta).unwrap_or_default();
             self.put_object(job, attempt, ATTEMPT_OBJECT, bytes).await?;
@@ -433,6 +434,35 @@ impl Storage {
         let path = self.db_path(job, attempt).join(name);
         self.store.put(&path, bytes.into()).await?;
         Ok(())
+    }
+
+    /// Writes a small object beside an attempt's database only if it does
+    /// not exist yet (an atomic create where the store has one): false
+    /// when another process created it first. A store without conditional
+    /// writes overwrites instead (the lease's heartbeat check then tells
+    /// the loser it lost).
+    pub async fn create_object(
+        &self,
+        job: &str,
+        attempt: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<bool> {
+        use slatedb::object_store::{PutMode, PutOptions};
+        let path = self.db_path(job, attempt).join(name);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self.store.put_opts(&path, bytes.clone().into(), opts).await {
+            Ok(_) => Ok(true),
+            Err(slatedb::object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(slatedb::object_store::Error::NotImplemented { .. }) => {
+                self.store.put(&path, bytes.into()).await?;
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes a small object beside an attempt's database (absent is fine).

@@ -333,8 +333,15 @@ pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<D
 
     let attempt = "live";
     // Like the projector: a lease, then the one writer.
-    let take_lease =
-        || sundial::lease::Lease::acquire(storage, job, attempt, Duration::from_secs(1));
+    let take_lease = || {
+        sundial::lease::Lease::acquire(
+            storage,
+            job,
+            attempt,
+            Duration::from_secs(1),
+            sundial::lease::Writer::Project,
+        )
+    };
     let mut lease = None;
     if !takeover {
         lease = Some(take_lease().await.unwrap());
@@ -352,6 +359,7 @@ pub async fn check_follow(storage: &Storage, job: &str, takeover: bool) -> Vec<D
         attempt_id: attempt.to_owned(),
         created_ms: sundial::now_ms(),
         source: "test:follow".into(),
+        in_progress: false,
     };
     let mut engine = Engine::open(db.clone(), meta).await.unwrap();
     let mut next = 0i64;

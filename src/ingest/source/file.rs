@@ -1,12 +1,18 @@
 //! Records from a file or stdin: NDJSON (one record a line) or a stream of
 //! concatenated MessagePack values, told apart by the first byte; a path
-//! ending in `.gz` is gunzipped first. A line
-//! that is not JSON is still a record (it becomes a dead letter); a
-//! MessagePack stream that stops framing ends with one last record holding
-//! the rest of the bytes.
+//! ending in `.gz` is gunzipped first. Both are read as a stream, never
+//! whole. A line that is not JSON is still a record (it becomes a dead
+//! letter); in a MessagePack stream, bytes that do not frame as a value
+//! become one record up to the next byte where a well-formed state message
+//! starts, so a malformed record never takes its neighbours with it. A
+//! record over the size limit is stored cut off (see [`super::limit`]).
 
 use std::io::{BufRead, BufReader, Read};
 
+use bytes::Bytes;
+
+use super::limit::{self, DEFAULT_MAX_RECORD_BYTES};
+use super::msgpack_frame::{frame, resync, Frame};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::ingest::record::SourceRecord;
@@ -17,15 +23,25 @@ pub const FILE_PARTITION: i32 = -1;
 /// An open input: a path, or `-` for stdin.
 pub struct FileSource {
     reader: Box<dyn BufRead + Send>,
-    msgpack: Option<Vec<u8>>,
-    pos: usize,
+    /// A MessagePack stream (else NDJSON).
+    msgpack: bool,
+    /// MessagePack bytes read and not yet made records, from `start`.
+    buf: Vec<u8>,
+    start: usize,
+    /// No more bytes to read.
+    eof: bool,
     index: i64,
     done: bool,
     /// Bytes of input read so far (after gunzip).
     consumed: u64,
     /// Bytes of input in all, when known up front (a plain file).
     size: Option<u64>,
+    /// The largest record taken whole.
+    max_record: usize,
 }
+
+/// One record's bytes as read: whole, or cut off with its content type.
+type Read1 = (Bytes, Option<String>);
 
 impl FileSource {
     /// Opens `path` (`-` = stdin) and detects its format.
@@ -49,23 +65,27 @@ impl FileSource {
             .iter()
             .copied()
             .find(|b| !b.is_ascii_whitespace());
-        let msgpack = match first {
-            Some(0x80..=0x8f | 0xc4..=0xc6 | 0xde | 0xdf) => {
-                let mut all = Vec::new();
-                reader.read_to_end(&mut all)?;
-                Some(all)
-            }
-            _ => None,
-        };
+        let msgpack = matches!(first, Some(0x80..=0x8f | 0xc4..=0xc6 | 0xde | 0xdf));
         Ok(FileSource {
             reader,
             msgpack,
-            pos: 0,
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
             index: 0,
             done: false,
             consumed: 0,
             size,
+            max_record: DEFAULT_MAX_RECORD_BYTES,
         })
+    }
+
+    /// Takes records up to `bytes` long whole (default
+    /// [`DEFAULT_MAX_RECORD_BYTES`]); longer ones are cut off and become
+    /// dead letters.
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record = bytes.max(1);
+        self
     }
 
     /// An estimate of the records in the whole input from the bytes read so
@@ -80,13 +100,13 @@ impl FileSource {
         Some((size as f64 / per_record).round() as u64)
     }
 
-    fn record(&mut self, value: Vec<u8>, arrival_ms: u64) -> SourceRecord {
+    fn record(&mut self, (value, content_type): Read1, arrival_ms: u64) -> SourceRecord {
         let r = SourceRecord {
             partition: FILE_PARTITION,
             offset: self.index,
             arrival_ms,
-            content_type: None,
-            value: value.into(),
+            content_type,
+            value,
         };
         self.index += 1;
         r
@@ -96,49 +116,167 @@ impl FileSource {
     pub fn next_batch(&mut self, max: usize, out: &mut Vec<SourceRecord>) -> Result<bool> {
         let arrival = now_ms();
         while out.len() < max && !self.done {
-            match self.msgpack.take() {
-                Some(all) => {
-                    if self.pos >= all.len() {
-                        self.done = true;
-                    } else {
-                        let rest = &all[self.pos..];
-                        let mut cursor = std::io::Cursor::new(rest);
-                        let mut de = rmp_serde::Deserializer::new(&mut cursor);
-                        let framed = serde::Deserialize::deserialize(&mut de)
-                            .map(|_: serde::de::IgnoredAny| ());
-                        let len = match framed {
-                            Ok(()) if cursor.position() > 0 => cursor.position() as usize,
-                            _ => rest.len(),
-                        };
-                        let value = rest[..len].to_vec();
-                        self.pos += len;
-                        self.consumed += len as u64;
-                        let r = self.record(value, arrival);
-                        out.push(r);
-                    }
-                    self.msgpack = Some(all);
-                }
-                None => {
-                    let mut line = Vec::new();
-                    let n = self.reader.read_until(b'\n', &mut line)?;
-                    if n == 0 {
-                        self.done = true;
-                        break;
-                    }
-                    self.consumed += n as u64;
-                    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                        line.pop();
-                    }
-                    if line.iter().all(|b| b.is_ascii_whitespace()) {
-                        continue;
-                    }
-                    let r = self.record(line, arrival);
+            let next = if self.msgpack {
+                self.next_msgpack()?
+            } else {
+                self.next_line()?
+            };
+            match next {
+                Some(read) => {
+                    let r = self.record(read, arrival);
                     out.push(r);
                 }
+                None => self.done = true,
             }
         }
         Ok(!self.done || !out.is_empty())
     }
+
+    /// The next non-blank line without its line end, cut off past the
+    /// limit (the rest of it is read and dropped); `None` at the end.
+    fn next_line(&mut self) -> Result<Option<Read1>> {
+        loop {
+            let cap = self.max_record + 2;
+            let mut line: Vec<u8> = Vec::new();
+            let mut total: u64 = 0;
+            let mut ended = false;
+            loop {
+                let avail = self.reader.fill_buf()?;
+                if avail.is_empty() {
+                    break;
+                }
+                let (take, found) = match memchr::memchr(b'\n', avail) {
+                    Some(i) => (i + 1, true),
+                    None => (avail.len(), false),
+                };
+                let room = cap.saturating_sub(line.len()).min(take);
+                line.extend_from_slice(&avail[..room]);
+                self.reader.consume(take);
+                total += take as u64;
+                if found {
+                    ended = true;
+                    break;
+                }
+            }
+            if total == 0 {
+                return Ok(None);
+            }
+            self.consumed += total;
+            let len = if (line.len() as u64) < total {
+                // Cut off: its length without the line end.
+                total - u64::from(ended)
+            } else {
+                while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    line.pop();
+                }
+                line.len() as u64
+            };
+            if len > self.max_record as u64 {
+                return Ok(Some(into_oversize(limit::oversize(
+                    &line,
+                    len,
+                    self.max_record,
+                ))));
+            }
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            return Ok(Some((line.into(), None)));
+        }
+    }
+
+    /// Reads more MessagePack bytes into the buffer (dropping those made
+    /// records already); sets `eof` when there are none.
+    fn fill(&mut self) -> Result<()> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let avail = self.reader.fill_buf()?;
+        if avail.is_empty() {
+            self.eof = true;
+        } else {
+            let n = avail.len();
+            self.buf.extend_from_slice(avail);
+            self.reader.consume(n);
+        }
+        Ok(())
+    }
+
+    /// Moves `n` bytes of the buffer into the record being read.
+    fn take(&mut self, n: usize, into: &mut Vec<u8>, total: &mut u64) {
+        let bytes = &self.buf[self.start..self.start + n];
+        let room = (self.max_record + 1).saturating_sub(into.len()).min(n);
+        into.extend_from_slice(&bytes[..room]);
+        self.start += n;
+        self.consumed += n as u64;
+        *total += n as u64;
+    }
+
+    /// The next MessagePack record; `None` at the end.
+    fn next_msgpack(&mut self) -> Result<Option<Read1>> {
+        loop {
+            let avail = &self.buf[self.start..];
+            if avail.is_empty() {
+                if self.eof {
+                    return Ok(None);
+                }
+                self.fill()?;
+                continue;
+            }
+            match frame(avail) {
+                Frame::Value(n) if n <= self.max_record => {
+                    let value = Bytes::copy_from_slice(&avail[..n]);
+                    self.start += n;
+                    self.consumed += n as u64;
+                    return Ok(Some((value, None)));
+                }
+                Frame::Incomplete if !self.eof && avail.len() <= self.max_record => self.fill()?,
+                _ => return self.bad_run().map(Some),
+            }
+        }
+    }
+
+    /// Bytes from here that make no record of their own (they do not frame,
+    /// or frame longer than the limit) up to the next byte where a
+    /// well-formed state message starts, or the end: one record.
+    fn bad_run(&mut self) -> Result<Read1> {
+        let (mut kept, mut total) = (Vec::new(), 0u64);
+        // The run's first byte is never the next message's start.
+        let mut from = 1;
+        loop {
+            let avail = &self.buf[self.start..];
+            let limit = if self.eof { 0 } else { self.max_record };
+            match resync(avail, from, limit) {
+                Ok(next) => {
+                    self.take(next, &mut kept, &mut total);
+                    break;
+                }
+                Err(_) if self.eof => {
+                    let n = avail.len();
+                    self.take(n, &mut kept, &mut total);
+                    break;
+                }
+                Err(at) => {
+                    self.take(at, &mut kept, &mut total);
+                    from = 0;
+                    self.fill()?;
+                }
+            }
+        }
+        if total > self.max_record as u64 {
+            return Ok(into_oversize(limit::oversize(
+                &kept,
+                total,
+                self.max_record,
+            )));
+        }
+        Ok((kept.into(), None))
+    }
+}
+
+fn into_oversize((value, content_type): (Bytes, String)) -> Read1 {
+    (value, Some(content_type))
 }
 
 #[cfg(test)]

@@ -62,6 +62,9 @@ pub struct KafkaConfig {
     pub resume: ResumeMode,
     /// Extra librdkafka properties (`key=value`), applied last.
     pub extra: Vec<(String, String)>,
+    /// Records longer than this are stored cut off, as dead letters
+    /// (see [`super::limit`]).
+    pub max_record_bytes: usize,
 }
 
 /// What the source knows about one partition, for `/metrics`.
@@ -451,11 +454,19 @@ fn accept(
             .and_then(|h| h.value)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     });
+    let payload = m.payload().unwrap_or_default();
+    let (value, content_type) = if payload.len() > cfg.max_record_bytes {
+        let (kept, marked) =
+            super::limit::oversize(payload, payload.len() as u64, cfg.max_record_bytes);
+        (kept, Some(marked))
+    } else {
+        (bytes::Bytes::copy_from_slice(payload), content_type)
+    };
     Some(SourceRecord {
         partition: p,
         offset,
         arrival_ms,
         content_type,
-        value: bytes::Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+        value,
     })
 }

@@ -3,3 +3,5 @@
 
 pub mod file;
 pub mod kafka;
+pub mod limit;
+pub mod msgpack_frame;
