@@ -17,6 +17,25 @@ pub fn process_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// The process's peak resident memory since the last call (or its
+/// start), as `"peak RSS N MB"`, and the peak reset to what is resident
+/// now, so the next figure covers only the phase after this one (Linux:
+/// `VmHWM` of `/proc/self/status`, reset through `/proc/self/clear_refs`).
+pub fn peak_rss() -> String {
+    let kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    match kb {
+        Some(kb) => format!("peak RSS {} MB", kb / 1024),
+        None => "peak RSS unknown".to_owned(),
+    }
+}
+
 /// CPU and wall time from a start, for one measured phase.
 #[derive(Debug, Clone, Copy)]
 pub struct Meter {

@@ -19,11 +19,14 @@ use std::time::Duration;
 
 use sundial::{Error, Result};
 
-/// `n` events in `secs` as a rate, with the figures it comes from.
+/// `n` events in `secs` as a rate, with the figures it comes from and the
+/// process's peak resident memory since the figure printed before it
+/// ([`cpu::peak_rss`]).
 pub fn rate(n: usize, secs: f64) -> String {
     format!(
-        "{:.0} events/s ({n} events in {secs:.3} s)",
-        n as f64 / secs.max(1e-9)
+        "{:.0} events/s ({n} events in {secs:.3} s, {})",
+        n as f64 / secs.max(1e-9),
+        cpu::peak_rss()
     )
 }
 

@@ -42,8 +42,9 @@ pub async fn run(events: usize, dir: &str, as_of_only: bool) -> Result<()> {
     let storage = Storage::from_url(dir)?;
     let s = crate::bench::history::build_simulated(&storage, JOB, "source", events).await?;
     println!(
-        "build the job (simulate + replay, snapshots every {}): {s}",
-        sundial::snapshots::every()
+        "build the job (simulate + replay, snapshots every {}): {s}, {}",
+        sundial::snapshots::every(),
+        crate::bench::cpu::peak_rss()
     );
     let base = Path::new(dir).join(JOB);
     println!(
@@ -97,7 +98,10 @@ pub async fn run(events: usize, dir: &str, as_of_only: bool) -> Result<()> {
     if !as_of_only {
         let views = sundial_views::view_names();
         let s = sundial::rebuild_views(&storage, JOB, "rebuild", &views, false).await?;
-        println!("rebuild every view in place (--views all): {s}");
+        println!(
+            "rebuild every view in place (--views all): {s}, {}",
+            crate::bench::cpu::peak_rss()
+        );
     }
     Ok(())
 }
@@ -109,7 +113,11 @@ async fn rebuild_into_new(storage: &Storage, base: &Path) -> Result<()> {
     let cpu = crate::bench::cpu::Meter::start();
     let (_, s) = sundial::replay_from_log(storage, JOB, "source", all, into("rebuild")).await?;
     println!("rebuild every view from the log (new attempt, with snapshots): {s}");
-    println!("  {}", cpu.per_event(s.totals.records));
+    println!(
+        "  {}, {}",
+        cpu.per_event(s.totals.records),
+        crate::bench::cpu::peak_rss()
+    );
     println!(
         "disk, rebuilt attempt:      {}",
         mb(disk(&base.join("rebuild")))
@@ -122,7 +130,11 @@ async fn rebuild_into_new(storage: &Storage, base: &Path) -> Result<()> {
     let (_, s) = sundial::replay_from_log(storage, JOB, "source", all, into("nosnap")).await?;
     std::env::remove_var("SUNDIAL_SNAPSHOT_EVERY");
     println!("rebuild every view from the log (new attempt, no snapshots):   {s}");
-    println!("  {}", cpu.per_event(s.totals.records));
+    println!(
+        "  {}, {}",
+        cpu.per_event(s.totals.records),
+        crate::bench::cpu::peak_rss()
+    );
     println!(
         "disk, rebuilt without snapshots: {}",
         mb(disk(&base.join("nosnap")))

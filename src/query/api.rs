@@ -44,10 +44,10 @@ fn job_json(store: &ViewStore, job: &JobRow, stages: &[StageRow]) -> Value {
         "duration_ms": job.duration_ms,
         "dag_edges": job.dag_edges,
         "stage_count": job.stage_count,
-        "worker_count": stages.iter().map(|s| s.worker_count()).sum::<u64>(),
-        "total_workers": stages.iter().map(|s| s.workers_ever()).sum::<u64>(),
-        "total_input_records": stages.iter().map(|s| s.input_total()).sum::<u64>(),
-        "total_output_records": stages.iter().map(|s| s.output_total()).sum::<u64>(),
+        "worker_count": saturating_sum(stages.iter().map(|s| s.worker_count())),
+        "total_workers": saturating_sum(stages.iter().map(|s| s.workers_ever())),
+        "total_input_records": saturating_sum(stages.iter().map(|s| s.input_total())),
+        "total_output_records": saturating_sum(stages.iter().map(|s| s.output_total())),
         "exception_count": job.exception_count,
         "dead_letter_count": job.dead_letter_count,
         "duplicate_count": job.duplicate_count,
@@ -574,4 +574,9 @@ pub async fn snapshot(store: &ViewStore) -> ApiResult {
     out.insert("timeline".into(), timeline(store, &first).await?);
     out.insert("dead_letters".into(), dead_letters(store, &big).await?);
     Ok(Value::Object(out))
+}
+/// A sum of counts that stops at `u64::MAX` instead of wrapping (or
+/// panicking in a debug build) when producers report hostile counts.
+fn saturating_sum(counts: impl Iterator<Item = u64>) -> u64 {
+    counts.fold(0, u64::saturating_add)
 }

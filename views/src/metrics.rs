@@ -230,12 +230,12 @@ impl Projection for MetricsView {
                 let din = report.input_records.saturating_sub(last.input_records);
                 let dout = report.output_records.saturating_sub(last.output_records);
                 worker.last = Some(report);
-                win.input_delta += din;
-                win.output_delta += dout;
+                win.input_delta = win.input_delta.saturating_add(din);
+                win.output_delta = win.output_delta.saturating_add(dout);
                 match win.per_worker.get_mut(msg.source_id.as_ref()) {
                     Some(e) => {
-                        e.0 += din;
-                        e.1 += dout;
+                        e.0 = e.0.saturating_add(din);
+                        e.1 = e.1.saturating_add(dout);
                     }
                     None => {
                         win.per_worker

@@ -19,8 +19,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// Sequences below the highest seen that never arrived. Saturating:
+    /// a sequence 0 (producers count from 1) is one more distinct
+    /// sequence than the highest can account for.
     pub(crate) fn missing(&self) -> u64 {
-        self.max_seq - self.distinct
+        self.max_seq.saturating_sub(self.distinct)
     }
 }
 

@@ -113,7 +113,11 @@ impl Sequences {
             ),
         );
         Verdict::Fresh {
-            missing_delta: after as i64 - before as i64,
+            // Clamped, not wrapped: a hostile sequence of 2^64 - 1 is a
+            // gap as wide as an i64 can say.
+            missing_delta: (i128::from(after) - i128::from(before))
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+                as i64,
         }
     }
 }
@@ -244,6 +248,24 @@ mod tests {
                 sequence: Some(2),
                 timestamp: 10.0,
             }
+        );
+    }
+
+    #[test]
+    fn hostile_sequences_0_and_u64_max_never_wrap_the_missing_count() {
+        let g = given(&[
+            worker_started("w1", "s1", 1.0, 0),
+            worker_metrics("w1", "s1", 2.0, 0, 1, 1),
+            worker_metrics("w1", "s1", 3.0, 5, 2, 2),
+            worker_metrics("w1", "s1", 4.0, u64::MAX, 3, 3),
+        ]);
+        assert_eq!(g.outcomes(), &[Applied, Applied, Applied, Applied]);
+        // A gap of ~2^64 sequences: pinned near the top, never wrapped
+        // round to a small count (or an overflow panic in a debug build).
+        assert!(
+            g.job().missing_count >= i64::MAX as u64,
+            "{}",
+            g.job().missing_count
         );
     }
 

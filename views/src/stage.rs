@@ -171,14 +171,29 @@ impl StageRow {
         let mut after = before;
         f(&mut after);
         holder.share = Some(after);
-        self.input_records =
-            self.input_records - before.counts.input_records + after.counts.input_records;
-        self.output_records =
-            self.output_records - before.counts.output_records + after.counts.output_records;
-        self.processed_count =
-            self.processed_count - before.counts.processed_count + after.counts.processed_count;
-        self.running_workers =
-            self.running_workers - u64::from(was_running) + u64::from(!after.stopped);
+        // Saturating: workers reporting counts near u64::MAX pin the sum
+        // there instead of wrapping it (or panicking in a debug build).
+        let moved = |sum: u64, was: u64, now: u64| sum.saturating_sub(was).saturating_add(now);
+        self.input_records = moved(
+            self.input_records,
+            before.counts.input_records,
+            after.counts.input_records,
+        );
+        self.output_records = moved(
+            self.output_records,
+            before.counts.output_records,
+            after.counts.output_records,
+        );
+        self.processed_count = moved(
+            self.processed_count,
+            before.counts.processed_count,
+            after.counts.processed_count,
+        );
+        self.running_workers = moved(
+            self.running_workers,
+            u64::from(was_running),
+            u64::from(!after.stopped),
+        );
     }
 
     /// How many workers ever belonged to the stage.
@@ -554,6 +569,19 @@ mod tests {
         ]);
         // w1: final counts; w2: counts of its last report, final processed.
         assert_eq!(totals(&stage(&g, "s1")), (35, 33, 40, 0, 2));
+    }
+
+    #[test]
+    fn workers_reporting_u64_max_records_saturate_the_stage_totals() {
+        let g = given(&[
+            worker_started("w1", "s1", 1.0, 1),
+            worker_started("w2", "s1", 1.0, 1),
+            worker_metrics("w1", "s1", 2.0, 2, u64::MAX, u64::MAX),
+            worker_metrics("w2", "s1", 2.0, 2, u64::MAX, 7),
+        ]);
+        let s = stage(&g, "s1");
+        assert_eq!((s.input_total(), s.output_total()), (u64::MAX, u64::MAX));
+        assert_eq!(s.worker_count(), 2);
     }
 
     #[test]
