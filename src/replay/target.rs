@@ -269,7 +269,16 @@ impl Target {
             in_progress: false,
         };
         let engine = Engine::open(db.clone(), meta).await?;
-        Target::start(storage, db, engine, attempt.to_owned(), true, Instant::now())
+        let mut target = Target::start(
+            storage,
+            db,
+            engine,
+            attempt.to_owned(),
+            true,
+            Instant::now(),
+        )?;
+        target.skip_below = skip_below;
+        Ok(target)
     }
 
     /// The target over `engine`, already open on `db` (attempt `attempt`
@@ -290,7 +299,7 @@ impl Target {
         Ok(Target {
             engine,
             lease: None,
-            skip_below,
+            skip_below: None,
             prep,
             db,
             storage: storage.clone(),
